@@ -1,0 +1,277 @@
+/**
+ * The config file: its zod schema and a pure parser that turns text into a
+ * validated, fully-defaulted `Config`, or a ConfigError whose `issues` name
+ * each bad field by its path.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { parseDuration, parseSize } from './units.ts';
+
+const duration = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `Expected ${what} as a non-negative duration like "30s", "500ms" or "2m", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `Expected ${what} as a non-negative size like "2GiB" or a number of bytes, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const positiveInt = z.number().int().positive();
+const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'Expected a SHA-256 as 64 hex digits').transform((s) => s.toLowerCase());
+const URL_SCHEMES = ['http:', 'https:', 'file:'];
+
+/** A URL template: `{version}` (and in sidecars `{url}`) expand later. */
+const urlTemplate = z.string().min(1).superRefine((v, ctx) => {
+  const probe = v.replaceAll('{version}', '0').replaceAll('{url}', 'http://x/');
+  let u: URL;
+  try {
+    u = new URL(probe);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `Expected an absolute URL, got ${JSON.stringify(v)}` });
+    return;
+  }
+  if (!URL_SCHEMES.includes(u.protocol)) {
+    ctx.addIssue({ code: 'custom', message: `Expected a URL with scheme http, https or file, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
+  }
+});
+
+const componentName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+const componentSchema = z
+  .object({
+    /** Desired version; expands `{version}` in `url`. */
+    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'Expected a version of letters, digits and . _ + -'),
+    /** Archive URL, or several mirrors tried in order. */
+    url: z.union([urlTemplate, z.array(urlTemplate).min(1)]),
+    /** Pinned SHA-256 of the archive. */
+    sha256: hex64.optional(),
+    /** URL of a `<hex>  <name>` sidecar; `{url}` and `{version}` expand. */
+    sha256Url: urlTemplate.optional(),
+    /** Largest archive accepted, in bytes; a longer body is cut and rejected. */
+    size: size('size').optional(),
+    /** Restart the server when this component changes. @default true */
+    restart: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.sha256 === undefined && c.sha256Url === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'Expected one of "sha256" or "sha256Url": lander never installs an archive it cannot verify', path: [] });
+    }
+    if (c.sha256 !== undefined && c.sha256Url !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'Expected only one of "sha256" and "sha256Url", got both', path: [] });
+    }
+  });
+
+const healthSchema = z
+  .object({
+    /** HTTP probe URL (loopback). */
+    url: urlTemplate.optional(),
+    /** Regex matched against the server's stdout lines instead of an HTTP probe. */
+    logLine: z.string().min(1).optional(),
+    /** Status expected from the probe. @default 200 */
+    status: z.number().int().min(100).max(599).default(200),
+    /** Keys the probe's JSON body must have with these values, e.g. {"status": "healthy"}. */
+    json: z.record(z.string(), z.unknown()).optional(),
+    /** Time between probes. @default "500ms" */
+    interval: duration('health.interval').default(500),
+    /** Time the server has to become healthy after start. @default "120s" */
+    timeout: duration('health.timeout').default(120_000),
+    /** Time one probe may take. @default "5s" */
+    probeTimeout: duration('health.probeTimeout').default(5_000),
+  })
+  .strict();
+
+const serverSchema = z
+  .object({
+    /** Executable, relative to the generation folder (e.g. "./voicebox-server-cuda"). */
+    command: z.string().min(1).superRefine((v, ctx) => {
+      if (path.isAbsolute(v)) return; // a system binary such as /usr/bin/python3 is allowed
+      const norm = path.posix.normalize(v.replaceAll('\\', '/'));
+      if (norm === '..' || norm.startsWith('../')) {
+        ctx.addIssue({ code: 'custom', message: `Expected a command inside the generation folder, got ${JSON.stringify(v)}` });
+      }
+    }),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    health: healthSchema.optional(),
+    stop: z
+      .object({
+        /** @default "SIGTERM" */
+        signal: z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']).default('SIGTERM'),
+        /** Time before SIGKILL. @default "10s" */
+        timeout: duration('stop.timeout').default(10_000),
+      })
+      .strict()
+      .default({ signal: 'SIGTERM', timeout: 10_000 }),
+    restart: z
+      .object({
+        /** "immediate" restarts on landing; "idle" waits for the idle probe. @default "immediate" */
+        when: z.enum(['immediate', 'idle']).default('immediate'),
+        idle: z
+          .object({
+            url: urlTemplate,
+            status: z.number().int().min(100).max(599).default(200),
+            json: z.record(z.string(), z.unknown()).optional(),
+            interval: duration('restart.idle.interval').default(1_000),
+            maxDeferral: duration('restart.idle.maxDeferral').default(600_000),
+          })
+          .strict()
+          .optional(),
+        initialDelay: duration('restart.initialDelay').default(1_000),
+        factor: z.number().min(1).max(10).default(2),
+        maxDelay: duration('restart.maxDelay').default(60_000),
+        /** Uptime after which the backoff resets. @default "60s" */
+        resetAfter: duration('restart.resetAfter').default(60_000),
+        /** Crash loop: this many exits within `window` marks the server failed. @default 5 */
+        crashLoopExits: positiveInt.default(5),
+        window: duration('restart.window').default(120_000),
+      })
+      .strict()
+      .superRefine((r, ctx) => {
+        if (r.when === 'idle' && !r.idle) ctx.addIssue({ code: 'custom', message: 'Expected "idle" settings when "when" is "idle"', path: ['idle'] });
+      })
+      .default({ when: 'immediate', initialDelay: 1_000, factor: 2, maxDelay: 60_000, resetAfter: 60_000, crashLoopExits: 5, window: 120_000 }),
+  })
+  .strict();
+
+const downloadDefaults = { concurrency: 2, connectTimeout: 15_000, idleTimeout: 30_000, retries: 5, backoffInitial: 1_000, backoffMax: 30_000 };
+const downloadSchema = z
+  .object({
+    /** Components installed at once. @default 2 */
+    concurrency: z.number().int().min(1).max(16).default(downloadDefaults.concurrency),
+    connectTimeout: duration('download.connectTimeout').default(downloadDefaults.connectTimeout),
+    /** A body that sends nothing for this long is dropped and resumed. @default "30s" */
+    idleTimeout: duration('download.idleTimeout').default(downloadDefaults.idleTimeout),
+    /** Attempts after the first. @default 5 */
+    retries: z.number().int().min(0).max(100).default(downloadDefaults.retries),
+    backoffInitial: duration('download.backoffInitial').default(downloadDefaults.backoffInitial),
+    backoffMax: duration('download.backoffMax').default(downloadDefaults.backoffMax),
+  })
+  .strict()
+  .default(downloadDefaults);
+
+const limitsDefaults = {
+  maxEntries: 200_000,
+  maxExpansionRatio: 50,
+  maxMetaEntrySize: 1024 * 1024,
+  maxPathLength: 4096,
+  maxPathDepth: 1024,
+  maxExtractedBytes: 64 * 1024 ** 3,
+};
+const limitsSchema = z
+  .object({
+    maxEntries: positiveInt.default(limitsDefaults.maxEntries),
+    /** Extracted bytes / archive bytes above which extraction stops (gzip bomb). */
+    maxExpansionRatio: z.number().positive().default(limitsDefaults.maxExpansionRatio),
+    maxMetaEntrySize: size('limits.maxMetaEntrySize').default(limitsDefaults.maxMetaEntrySize),
+    maxPathLength: positiveInt.default(limitsDefaults.maxPathLength),
+    maxPathDepth: positiveInt.default(limitsDefaults.maxPathDepth),
+    maxExtractedBytes: size('limits.maxExtractedBytes').default(limitsDefaults.maxExtractedBytes),
+  })
+  .strict()
+  .default(limitsDefaults);
+
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    /** Absolute folder that holds the store, generations and `current`. */
+    root: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }),
+    components: z
+      .record(z.string().regex(componentName, 'Expected a component name of letters, digits and . _ -'), componentSchema)
+      .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
+    server: serverSchema.optional(),
+    download: downloadSchema,
+    limits: limitsSchema,
+    /** Generations kept for rollback, the current one included. @default 3 */
+    keepGenerations: z.number().int().min(1).max(100).default(3),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+  })
+  .strict();
+
+export type RawConfig = z.output<typeof configSchema>;
+export type ServerConfig = NonNullable<RawConfig['server']>;
+export type DownloadConfig = RawConfig['download'];
+export type ArchiveLimits = RawConfig['limits'];
+
+/** A component with its templates expanded. */
+export interface ComponentSpec {
+  name: string;
+  version: string;
+  /** Mirrors, tried in order. */
+  urls: string[];
+  sha256?: string;
+  sha256Url?: string;
+  size?: number;
+  restart: boolean;
+}
+
+export interface Config extends Omit<RawConfig, 'components'> {
+  components: Record<string, ComponentSpec>;
+}
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** `{version}` and `{url}` in a template, replaced. */
+export function expandTemplate(t: string, vars: { version: string; url?: string }): string {
+  return t.replaceAll('{version}', vars.version).replaceAll('{url}', vars.url ?? '{url}');
+}
+
+function expandComponent(name: string, c: RawConfig['components'][string]): ComponentSpec {
+  const urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version: c.version }));
+  const spec: ComponentSpec = { name, version: c.version, urls, restart: c.restart };
+  if (c.sha256) spec.sha256 = c.sha256;
+  if (c.sha256Url) spec.sha256Url = expandTemplate(c.sha256Url, { version: c.version, url: urls[0] });
+  if (c.size !== undefined) spec.size = c.size;
+  return spec;
+}
+
+function formatPath(p: readonly PropertyKey[]): string {
+  if (p.length === 0) return '(top level)';
+  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+}
+
+/** Validates an already-parsed JSON value. */
+export function validateConfig(value: unknown, source = 'config'): Config {
+  const r = configSchema.safeParse(value);
+  if (!r.success) {
+    const issues: ConfigIssue[] = r.error.issues.map((i) => ({
+      path: formatPath(i.path),
+      message: i.code === 'unrecognized_keys' ? `Unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}` : i.message,
+    }));
+    const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    throw new ConfigError(`Cannot use ${source}: ${summary}`, { data: { source, issues } });
+  }
+  const raw = r.data;
+  const components: Record<string, ComponentSpec> = {};
+  for (const [name, c] of Object.entries(raw.components)) components[name] = expandComponent(name, c);
+  return { ...raw, components };
+}
+
+/** Parses config text (JSON). Throws ConfigError naming the source and field paths. */
+export function parseConfig(text: string, source = 'config'): Config {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`Cannot use ${source}: it is not valid JSON (${(cause as Error).message})`, {
+      cause,
+      data: { source, issues: [{ path: '(file)', message: `Invalid JSON: ${(cause as Error).message}` }] },
+    });
+  }
+  return validateConfig(value, source);
+}
