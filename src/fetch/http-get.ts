@@ -1,0 +1,195 @@
+/**
+ * One HTTP(S) or file: GET, following redirects, with a connect timeout and
+ * an idle-body timeout, and optional `Range: bytes=N-` with `If-Range`.
+ * Retries live with the caller: a resumable download must decide what a
+ * broken body means for the bytes it already has.
+ *
+ * Uses node:http/node:https so it runs the same under Deno's node compat.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { DownloadError } from '../errors.ts';
+
+export interface HttpGetOptions {
+  /** Time to establish the TCP/TLS connection. @default 15000 */
+  connectTimeoutMs?: number;
+  /** Time without a byte (headers or body, while the reader wants data) before the request is dropped. @default 30000 */
+  idleTimeoutMs?: number;
+  /** Redirects followed before giving up. @default 10 */
+  maxRedirects?: number;
+  /** Ask for the bytes from this offset on (`Range: bytes=N-`). */
+  offset?: number;
+  /** ETag or Last-Modified for `If-Range`: a changed resource then comes back whole (200). */
+  ifRange?: string;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
+  /** Aborts the request and the body. */
+  signal?: AbortSignal;
+  /** Read buffer for file: URLs. @default 1 MiB */
+  highWaterMark?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  /** Lower-case header names. */
+  headers: Record<string, string | undefined>;
+  /** The URL that answered, after redirects. */
+  url: string;
+  /** The body; the caller must consume or destroy it. */
+  body: Readable;
+}
+
+/** Codes of transport failures worth another attempt (with a Range from the bytes so far). */
+export const ERR_IDLE_TIMEOUT = 'ERR_IDLE_TIMEOUT';
+export const ERR_CONNECT_TIMEOUT = 'ERR_CONNECT_TIMEOUT';
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** Statuses a server may answer while overloaded or restarting. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
+}
+
+/**
+ * Performs one GET. Redirects are followed (http and https only; a redirect
+ * to file: is refused), keeping the Range headers. Resolves once response
+ * headers of a non-redirect answer arrive, whatever the status.
+ *
+ * @example const res = await httpGet(url, { offset: 1024, ifRange: etag });
+ */
+export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpResponse> {
+  const maxRedirects = opts.maxRedirects ?? 10;
+  let current = new URL(url);
+  if (current.protocol === 'file:') return fileGet(current, opts);
+  for (let hop = 0; ; hop++) {
+    if (current.protocol !== 'http:' && current.protocol !== 'https:') {
+      throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${url}: redirected to the unsupported URL scheme ${current.protocol}`, { data: { url, location: current.href } });
+    }
+    const res = await requestOnce(current, opts);
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.status) || location === undefined) return res;
+    res.body.destroy();
+    if (hop >= maxRedirects) {
+      throw new DownloadError('ERR_TOO_MANY_REDIRECTS', `Cannot download ${url}: more than ${maxRedirects} redirects`, { data: { url, lastUrl: current.href } });
+    }
+    current = new URL(location, current);
+  }
+}
+
+function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+  const headers: Record<string, string> = { 'accept-encoding': 'identity', ...opts.headers };
+  if (opts.offset !== undefined && opts.offset > 0) {
+    headers.range = `bytes=${opts.offset}-`;
+    if (opts.ifRange) headers['if-range'] = opts.ifRange;
+  }
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let settled = false;
+    const req = mod.get(url, { headers, agent: false });
+    const fail = (err: Error) => {
+      clearTimeout(connectTimer);
+      clearTimeout(idle);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (!settled) { settled = true; reject(err); }
+      req.destroy(err);
+    };
+    const connectTimer = setTimeout(() => {
+      const e = Object.assign(new Error(`no connection to ${url.host} within ${connectTimeoutMs} ms`), { code: ERR_CONNECT_TIMEOUT });
+      fail(e);
+    }, connectTimeoutMs);
+    req.on('socket', (socket) => {
+      // A reused or already-connected socket never emits 'connect'.
+      if (!socket.connecting) clearTimeout(connectTimer);
+      else socket.once('connect', () => clearTimeout(connectTimer));
+    });
+    // The idle timer covers waiting for headers and every gap in the body,
+    // but not time the reader spends applying back-pressure (a slow disk is
+    // not a dead server): a paused body re-arms the timer instead.
+    let idle: NodeJS.Timeout | undefined;
+    let body: http.IncomingMessage | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (body && body.readableFlowing === false && !body.destroyed) return arm();
+        const e = Object.assign(new Error(`no data from ${url.host} for ${idleTimeoutMs} ms`), { code: ERR_IDLE_TIMEOUT });
+        if (body) body.destroy(e);
+        else fail(e);
+      }, idleTimeoutMs);
+    };
+    arm();
+    const onAbort = () => {
+      const reason = opts.signal!.reason;
+      if (body) body.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+      else fail(reason instanceof Error ? reason : new Error(String(reason)));
+    };
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (err) => { clearTimeout(idle); fail(err); });
+    req.on('response', (res) => {
+      clearTimeout(connectTimer);
+      body = res;
+      settled = true;
+      arm();
+      res.on('data', arm);
+      res.once('close', () => { clearTimeout(idle); opts.signal?.removeEventListener('abort', onAbort); });
+      resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), url: url.href, body: res });
+    });
+  });
+}
+
+function flatten(h: http.IncomingHttpHeaders): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(h)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** file: URLs answer like a Range-capable server, with an ETag built from size and mtime. */
+async function fileGet(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
+  const file = fileURLToPath(url);
+  let st;
+  try {
+    st = await stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const status = code === 'ENOENT' ? 404 : 403;
+    return { status, headers: {}, url: url.href, body: emptyBody() };
+  }
+  const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+  const lastModified = st.mtime.toUTCString();
+  const base = { etag, 'last-modified': lastModified, 'accept-ranges': 'bytes' };
+  let offset = opts.offset ?? 0;
+  if (offset > 0 && opts.ifRange && opts.ifRange !== etag && opts.ifRange !== lastModified) offset = 0;
+  if (offset > st.size) return { status: 416, headers: { ...base, 'content-range': `bytes */${st.size}` }, url: url.href, body: emptyBody() };
+  const body = createReadStream(file, { start: offset, highWaterMark: opts.highWaterMark ?? 1 << 20 });
+  if (opts.signal) {
+    const onAbort = () => body.destroy(opts.signal!.reason);
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+    body.once('close', () => opts.signal!.removeEventListener('abort', onAbort));
+  }
+  const headers: Record<string, string> = { ...base, 'content-length': String(st.size - offset) };
+  if (offset > 0) headers['content-range'] = `bytes ${offset}-${st.size - 1}/${st.size}`;
+  return { status: offset > 0 ? 206 : 200, headers, url: url.href, body };
+}
+
+function emptyBody(): Readable {
+  return Readable.from([]);
+}
+
+/** Parses `bytes 100-199/200`, or `bytes *\/200` as sent with a 416. */
+export function parseContentRange(v: string | undefined): { start?: number; end?: number; total?: number } | undefined {
+  if (!v) return undefined;
+  const m = /^\s*bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)\s*$/i.exec(v);
+  if (!m) return undefined;
+  return {
+    start: m[1] !== undefined ? Number(m[1]) : undefined,
+    end: m[2] !== undefined ? Number(m[2]) : undefined,
+    total: m[3] !== '*' ? Number(m[3]) : undefined,
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * A real HTTP server on 127.0.0.1:0 for download tests: serves buffers or
+ * files with Range, ETag and Last-Modified, and misbehaves on request per
+ * path (cut or stall the body, ignore Range, lie in Content-Range, answer
+ * 429/503 with Retry-After, redirect, 404). Counts requests and body bytes
+ * sent per path, so a test can prove bytes were not downloaded twice.
+ *
+ * @example
+ * const srv = await startTestServer();
+ * srv.serve('/a.tar.gz', archiveBuffer);
+ * srv.misbehave('/a.tar.gz', { cutAfter: 1_000_000 });
+ * // ... download srv.url('/a.tar.gz') ...
+ * srv.stats('/a.tar.gz').bytesSent;
+ * await srv.close();
+ */
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo, Socket } from 'node:net';
+
+/** One way to misbehave; applies to the next `times` requests of a path. */
+export interface Misbehaviour {
+  /** Send this many body bytes, then destroy the connection. */
+  cutAfter?: number;
+  /** Send this many body bytes, then send nothing more (until the client gives up). */
+  stallAfter?: number;
+  /** Answer a Range request with the whole body and 200. */
+  ignoreRange?: boolean;
+  /** Answer a Range request with 206 whose Content-Range (and body) start this many bytes off. */
+  wrongRangeShift?: number;
+  /** Answer with this status (e.g. 404, 429, 503) and an empty body. */
+  status?: number;
+  /** Retry-After header for `status`, seconds or HTTP date. */
+  retryAfter?: string;
+  /** Redirect (302) to this path or absolute URL. */
+  redirectTo?: string;
+  /**
+   * With `redirectTo`, redirect to a one-time signed URL instead, as GitHub
+   * does: the signed URL serves exactly one request, then answers 403.
+   */
+  expiring?: boolean;
+  /** Requests this applies to before the path behaves again. @default 1 */
+  times?: number;
+}
+
+export interface PathStats {
+  requests: number;
+  /** Body bytes written to sockets for this path, over all requests. */
+  bytesSent: number;
+  /** The Range header of each request (undefined when none). */
+  ranges: (string | undefined)[];
+  /** The If-Range header of each request. */
+  ifRanges: (string | undefined)[];
+}
+
+export interface ServeOptions {
+  /** @default a quoted hash of the content */
+  etag?: string | null;
+  /** @default the server's start time */
+  lastModified?: Date | null;
+}
+
+export interface TestServer {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  readonly origin: string;
+  /** Full URL of a path. */
+  url(path: string): string;
+  /** Serves a buffer (or a file's current content) at `path`. */
+  serve(path: string, content: Buffer | string, opts?: ServeOptions): void;
+  /** Serves the file at `file` (read once, now). */
+  serveFile(path: string, file: string, opts?: ServeOptions): Promise<void>;
+  /** Queues a misbehaviour for a path; several queue up in order. */
+  misbehave(path: string, m: Misbehaviour): void;
+  stats(path: string): PathStats;
+  /** Sum of body bytes sent on all paths. */
+  totalBytesSent(): number;
+  close(): Promise<void>;
+}
+
+interface Served { body: Buffer; etag?: string; lastModified?: string }
+
+/** Starts the server on 127.0.0.1 and an ephemeral port. */
+export async function startTestServer(): Promise<TestServer> {
+  const files = new Map<string, Served>();
+  const faults = new Map<string, Misbehaviour[]>();
+  const stats = new Map<string, PathStats>();
+  const signed = new Map<string, { target: string; used: boolean }>();
+  const sockets = new Set<Socket>();
+  const started = new Date(Math.floor(Date.now() / 1000) * 1000);
+  let signCounter = 0;
+
+  const statsFor = (p: string) => {
+    let s = stats.get(p);
+    if (!s) stats.set(p, (s = { requests: 0, bytesSent: 0, ranges: [], ifRanges: [] }));
+    return s;
+  };
+  const nextFault = (p: string): Misbehaviour | undefined => {
+    const q = faults.get(p);
+    const m = q?.[0];
+    if (!m) return undefined;
+    m.times = (m.times ?? 1) - 1;
+    if (m.times <= 0) q!.shift();
+    return m;
+  };
+
+  const server = http.createServer((req, res) => {
+    let p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const st = statsFor(p);
+    st.requests++;
+    st.ranges.push(req.headers.range);
+    st.ifRanges.push(req.headers['if-range'] as string | undefined);
+    if (p.startsWith('/_signed/')) {
+      const s = signed.get(p);
+      if (!s || s.used) { res.writeHead(403).end(); return; }
+      s.used = true;
+      p = s.target;
+      statsFor(p).requests++;
+    }
+    const fault = nextFault(p);
+    if (fault?.redirectTo !== undefined) {
+      let to = fault.redirectTo;
+      if (fault.expiring) {
+        const token = `/_signed/${++signCounter}${to}`;
+        signed.set(token, { target: to, used: false });
+        to = token;
+      }
+      res.writeHead(302, { location: to }).end();
+      return;
+    }
+    if (fault?.status !== undefined) {
+      res.writeHead(fault.status, fault.retryAfter ? { 'retry-after': fault.retryAfter } : {}).end();
+      return;
+    }
+    const f = files.get(p);
+    if (!f) { res.writeHead(404).end(); return; }
+    const size = f.body.length;
+    const headers: Record<string, string> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+    if (f.etag) headers.etag = f.etag;
+    if (f.lastModified) headers['last-modified'] = f.lastModified;
+    let start = 0;
+    let status = 200;
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const ifRange = req.headers['if-range'] as string | undefined;
+    const validatorOk = !ifRange || ifRange === f.etag || ifRange === f.lastModified;
+    if (m && validatorOk && !fault?.ignoreRange) {
+      start = Number(m[1]);
+      if (start >= size) {
+        res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+        return;
+      }
+      if (fault?.wrongRangeShift) start = Math.max(0, Math.min(size - 1, start + fault.wrongRangeShift));
+      status = 206;
+      headers['content-range'] = `bytes ${start}-${size - 1}/${size}`;
+    }
+    headers['content-length'] = String(size - start);
+    res.writeHead(status, headers);
+    const body = f.body.subarray(start);
+    const limit = fault?.cutAfter ?? fault?.stallAfter;
+    const send = limit === undefined ? body : body.subarray(0, limit);
+    writeCounted(res, send, st, () => {
+      if (limit === undefined) res.end();
+      // Destroy only after the bytes were handed to the kernel, so the client receives exactly `cutAfter` bytes.
+      else if (fault?.cutAfter !== undefined) res.socket?.destroy();
+      // stallAfter: leave the socket open and silent.
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const serve = (p: string, content: Buffer | string, opts: ServeOptions = {}) => {
+    const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
+    const etag = opts.etag === null ? undefined : (opts.etag ?? `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`);
+    const lastModified = opts.lastModified === null ? undefined : (opts.lastModified ?? started).toUTCString();
+    files.set(p, { body, etag, lastModified });
+  };
+  return {
+    origin,
+    url: (p) => origin + p,
+    serve,
+    async serveFile(p, file, opts) { serve(p, await readFile(file), opts); },
+    misbehave(p, m) {
+      const q = faults.get(p) ?? [];
+      q.push({ ...m });
+      faults.set(p, q);
+    },
+    stats: (p) => statsFor(p),
+    totalBytesSent: () => [...stats.values()].reduce((a, s) => a + s.bytesSent, 0),
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** Writes in 64 KiB pieces with back-pressure, counting what went out. */
+function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void): void {
+  const piece = 64 * 1024;
+  let off = 0;
+  const pump = () => {
+    while (off < body.length) {
+      if (res.destroyed) return;
+      const chunk = body.subarray(off, off + piece);
+      off += chunk.length;
+      st.bytesSent += chunk.length;
+      const more = res.write(chunk);
+      if (off >= body.length) { res.write('', () => done()); return; }
+      if (!more) { res.once('drain', pump); return; }
+    }
+    done();
+  };
+  pump();
+}
