@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import tar, { type Headers } from 'tar-stream';
+import tar, { type Header } from 'tar-stream';
 
 /** One archive entry. `name` goes into the header verbatim (no checks). */
 export type ArchiveEntry =
@@ -23,7 +23,7 @@ export type ArchiveEntry =
   | { type: 'symlink'; name: string; linkname: string }
   | { type: 'link'; name: string; linkname: string }
   /** Any tar-stream header (e.g. `type: 'character-device'`, `'fifo'`, a pax record), with an optional body. */
-  | { type: 'header'; header: Headers; content?: Buffer }
+  | { type: 'header'; header: Partial<Omit<Header, 'type'>> & { name: string; type?: string }; content?: Buffer }
   /** Bytes spliced into the tar stream as they are: hand-made header blocks and bodies. */
   | { type: 'raw'; data: Buffer };
 
@@ -75,7 +75,7 @@ function packOne(e: Exclude<ArchiveEntry, { type: 'raw' }>): Promise<Buffer> {
     case 'directory': pack.entry({ name: e.name, type: 'directory', mode: e.mode ?? 0o755, mtime }); break;
     case 'symlink': pack.entry({ name: e.name, type: 'symlink', linkname: e.linkname, mode: 0o777, mtime }); break;
     case 'link': pack.entry({ name: e.name, type: 'link', linkname: e.linkname, mode: 0o644, mtime }); break;
-    case 'header': pack.entry({ ...e.header, mtime: e.header.mtime ?? mtime, mode: e.header.mode ?? 0o644 }, e.content ?? Buffer.alloc(0)); break;
+    case 'header': pack.entry({ ...e.header, mtime: e.header.mtime ?? mtime, mode: e.header.mode ?? 0o644 } as Header, e.content ?? Buffer.alloc(0)); break;
   }
   pack.finalize();
   return done;
