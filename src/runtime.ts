@@ -25,3 +25,11 @@ export function moduleUrl(base: string, relPath: string): URL {
 }
 
 export const runtimeName = isDeno ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `node ${process.version}`;
+
+/**
+ * The command line that runs a plain JavaScript file with this same runtime:
+ * `node FILE` or `deno run -A FILE`. Tests use it to start stand-in servers.
+ */
+export function scriptCommand(file: string, args: string[] = []): { command: string; args: string[] } {
+  return { command: process.execPath, args: isDeno ? ['run', '-A', file, ...args] : [file, ...args] };
+}
