@@ -79,7 +79,7 @@ export function resolveLinkTarget(
   fromDir: string,
   target: string,
   links: ReadonlyMap<string, string>,
-  opts: { maxHops?: number; maxPathLength?: number } = {},
+  opts: { maxHops?: number; maxPathLength?: number; /** Called with each path walked through. */ onVisit?(path: string): void } = {},
 ): { ok: true; path: string } | { ok: false; reason: string } {
   const maxHops = opts.maxHops ?? 40;
   const maxLength = opts.maxPathLength ?? 4096;
@@ -99,7 +99,9 @@ export function resolveLinkTarget(
       continue;
     }
     stack.push(seg);
-    const link = links.get(stack.join('/'));
+    const here = stack.join('/');
+    opts.onVisit?.(here);
+    const link = links.get(here);
     if (link === undefined) continue;
     // A known link in the middle: continue from its target, as the kernel would.
     if (++hops > maxHops) return { ok: false, reason: `links to "${target}" through more than ${maxHops} links` };

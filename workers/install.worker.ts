@@ -1,0 +1,27 @@
+/**
+ * Install worker entry: wiring only. Takes an InstallRequest as workerData,
+ * turns an AbortMessage into an AbortSignal, runs the one-pass pipeline and
+ * posts exactly one `done` or `error` at the end.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { AbortError, serializeError } from '../src/errors.ts';
+import { runInstallPipeline } from '../src/archive/pipeline.ts';
+import type { InstallRequest, MainToWorker, WorkerEvent } from './protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('install.worker must run in a worker thread');
+const req = workerData as InstallRequest;
+const ac = new AbortController();
+const post = (e: WorkerEvent) => port.postMessage(e);
+
+port.on('message', (m: MainToWorker) => {
+  if (m?.type === 'abort') ac.abort(new AbortError(m.reason ?? 'Aborted'));
+});
+
+runInstallPipeline(req, { signal: ac.signal, post })
+  .then(
+    (done) => post(done),
+    (err: unknown) => post({ type: 'error', jobId: req.jobId, error: serializeError(err) }),
+  )
+  // Closing the port lets the thread end on its own once the last event is out.
+  .finally(() => port.close());
