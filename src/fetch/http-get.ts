@@ -94,7 +94,7 @@ function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
     const req = mod.get(url, { headers, agent: false });
     const fail = (err: Error) => {
       clearTimeout(connectTimer);
-      clearTimeout(idle);
+      clearInterval(idle);
       opts.signal?.removeEventListener('abort', onAbort);
       if (!settled) { settled = true; reject(err); }
       req.destroy(err);
@@ -108,21 +108,29 @@ function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once('connect', () => clearTimeout(connectTimer));
     });
-    // The idle timer covers waiting for headers and every gap in the body,
+    // The idle check covers waiting for headers and every gap in the body,
     // but not time the reader spends applying back-pressure (a slow disk is
-    // not a dead server): a paused body re-arms the timer instead.
+    // not a dead server). It polls the socket's byte count rather than
+    // listening for 'data', which would switch the body to flowing mode
+    // before the caller has attached its pipe.
     let idle: NodeJS.Timeout | undefined;
     let body: http.IncomingMessage | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        if (body && body.readableFlowing === false && !body.destroyed) return arm();
+    let lastBytes = -1;
+    let lastActivity = Date.now();
+    const check = () => {
+      const read = req.socket?.bytesRead ?? 0;
+      const paused = body !== undefined && (body.readableFlowing === false || body.readableLength >= body.readableHighWaterMark);
+      if (read !== lastBytes || paused) {
+        lastBytes = read;
+        lastActivity = Date.now();
+      } else if (Date.now() - lastActivity >= idleTimeoutMs) {
+        clearInterval(idle);
         const e = Object.assign(new Error(`no data from ${url.host} for ${idleTimeoutMs} ms`), { code: ERR_IDLE_TIMEOUT });
         if (body) body.destroy(e);
         else fail(e);
-      }, idleTimeoutMs);
+      }
     };
-    arm();
+    idle = setInterval(check, Math.max(10, Math.min(1000, Math.floor(idleTimeoutMs / 4))));
     const onAbort = () => {
       const reason = opts.signal!.reason;
       if (body) body.destroy(reason instanceof Error ? reason : new Error(String(reason)));
@@ -130,14 +138,12 @@ function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
     };
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    req.on('error', (err) => { clearTimeout(idle); fail(err); });
+    req.on('error', (err) => fail(err));
     req.on('response', (res) => {
       clearTimeout(connectTimer);
       body = res;
       settled = true;
-      arm();
-      res.on('data', arm);
-      res.once('close', () => { clearTimeout(idle); opts.signal?.removeEventListener('abort', onAbort); });
+      res.once('close', () => { clearInterval(idle); opts.signal?.removeEventListener('abort', onAbort); });
       resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), url: url.href, body: res });
     });
   });

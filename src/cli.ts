@@ -1,0 +1,84 @@
+/**
+ * The `lander` command line. Each command returns an exit code; nothing here
+ * calls process.exit, so tests can run commands in-process.
+ */
+import { parseArgs } from 'node:util';
+import { configPathFrom } from './config-file.ts';
+import { createLogger, type Logger } from './log.ts';
+import { installCommand } from './commands/install.ts';
+import { runCommand } from './commands/run.ts';
+import { formatStoreStatus, readStoreStatus } from './commands/status-offline.ts';
+import { LanderError } from './errors.ts';
+
+const HELP = `lander: keeps a GPU server's components current and runs the server
+
+Usage:
+  lander install [--config FILE]          install every component at its desired version, then exit
+  lander run     [--config FILE]          install what is missing, then run and supervise the server
+  lander status  [--config FILE] [--json] installed versions, generations, disk use
+  lander help
+
+Options:
+  --config FILE     config file (default: $LANDER_CONFIG or /etc/lander/lander.json)
+  --log-level LVL   fatal|error|warn|info|debug|trace|silent
+  --json            machine-readable output
+`;
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  log?: Logger;
+}
+
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        json: { type: 'boolean', default: false },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    io.stderr.write(`lander: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0] ?? 'help';
+  if (values.help || command === 'help') {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const tty = io.stderr.isTTY && !values.json ? io.stderr : undefined;
+  // At a terminal the bars and summary speak; JSON lines are for logs and pipes.
+  const level = values['log-level'] ?? (tty ? 'warn' : undefined);
+  const log = io.log ?? createLogger(level ? { level } : {});
+  const configPath = configPathFrom(values.config);
+  try {
+    switch (command) {
+      case 'install':
+        return await installCommand({ configPath, log, stderr: io.stderr, ...(tty ? { tty } : {}) });
+      case 'run':
+        return await runCommand({ configPath, log: io.log ?? createLogger(values['log-level'] ? { level: values['log-level'] } : {}) });
+      case 'status': {
+        const s = await readStoreStatus(configPath, log);
+        io.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : formatStoreStatus(s));
+        return 0;
+      }
+      default:
+        io.stderr.write(`lander: unknown command "${command}"\n\n${HELP}`);
+        return 2;
+    }
+  } catch (err) {
+    const code = err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
+    log.error({ event: 'command.failed', command, code, err }, (err as Error).message);
+    io.stderr.write(`lander ${command}: ${(err as Error).message}\n`);
+    return code === 'ERR_CONFIG' ? 2 : 1;
+  } finally {
+    log.flush?.();
+  }
+}

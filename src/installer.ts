@@ -1,0 +1,170 @@
+/**
+ * Brings every configured component to its desired version: plans, resolves
+ * digests, runs one install worker per missing component through the job
+ * queue, commits verified trees to the store, and builds the generation to
+ * land. Landing it (swap, restart) is the caller's: `land()` below, or the
+ * daemon with its supervisor.
+ */
+import path from 'node:path';
+import type { Config, ComponentSpec } from './config.ts';
+import { LanderError } from './errors.ts';
+import type { Logger } from './log.ts';
+import { planComponents, planLanding, type LandingPlan } from './planner.ts';
+import { JobQueue } from './queue.ts';
+import type { Generation, StoreEntry } from './state.ts';
+import type { Store } from './store.ts';
+import { resolveDigest } from './digest.ts';
+import { runInstallWorker } from './install-worker-client.ts';
+import type { ProgressEvent } from '../workers/protocol.ts';
+
+export interface ComponentOutcome {
+  component: string;
+  version: string;
+  /** kept: already installed; installed: downloaded now; reused: same digest already in the store; skipped-bad: version failed on the server before. */
+  status: 'kept' | 'installed' | 'reused' | 'skipped-bad' | 'failed';
+  entry?: StoreEntry;
+  error?: Error;
+  downloadedBytes?: number;
+  reusedBytes?: number;
+  durationMs?: number;
+}
+
+export interface InstallResult {
+  components: ComponentOutcome[];
+  /** The generation to land (new or existing); undefined when a component failed. */
+  generation?: Generation;
+  /** What landing it changes; `changed` empty means it is already current. */
+  landing?: LandingPlan;
+  errors: Error[];
+}
+
+export interface InstallOptions {
+  config: Config;
+  store: Store;
+  log: Logger;
+  queue?: JobQueue;
+  signal?: AbortSignal;
+  onProgress?(component: string, e: ProgressEvent): void;
+  /** Minimum time between `download.progress` log lines per component. @default 5000 */
+  logProgressEveryMs?: number;
+}
+
+export async function installAll(opts: InstallOptions): Promise<InstallResult> {
+  const { config, store, log } = opts;
+  const queue = opts.queue ?? new JobQueue({ concurrency: config.download.concurrency });
+  const specs = Object.values(config.components);
+  const actions = planComponents({ components: specs, entries: store.state.entries, current: store.current(), bad: store.state.bad });
+  const outcomes = await Promise.all(
+    actions.map(async (a, i): Promise<ComponentOutcome> => {
+      const spec = config.components[a.component]!;
+      if (a.action === 'keep') return { component: a.component, version: spec.version, status: 'kept', entry: a.entry };
+      if (a.action === 'skip-bad') {
+        log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
+        if (a.fallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback };
+        const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before and nothing else is installed for it`, { data: { component: a.component, version: a.version } });
+        return { component: a.component, version: a.version, status: 'failed', error };
+      }
+      const key = `${spec.version}|${spec.sha256 ?? spec.sha256Url}|${spec.urls.join(' ')}`;
+      try {
+        return await queue.submit({ component: spec.name, key, priority: actions.length - i, run: (signal) => fetchComponent(spec, opts, anySignal(signal, opts.signal)) });
+      } catch (err) {
+        log.error({ event: 'install.failed', component: spec.name, version: spec.version, err }, `cannot install ${spec.name} ${spec.version}`);
+        return { component: spec.name, version: spec.version, status: 'failed', error: err as Error };
+      }
+    }),
+  );
+  const errors = outcomes.flatMap((o) => (o.error ? [o.error] : []));
+  if (errors.length > 0) return { components: outcomes, errors };
+  const selection = outcomes.map((o) => o.entry!);
+  const current = store.current();
+  const landing = planLanding(selection, specs, current);
+  let generation = store.findGeneration(selection);
+  if (!generation) {
+    const t0 = performance.now();
+    const built = await store.createGeneration(selection);
+    generation = built.generation;
+    log.info({ event: 'generation.built', generation: generation.id, files: built.stats.files, linked: built.stats.linked, copied: built.stats.copied, durationMs: Math.round(performance.now() - t0) }, 'generation built');
+  }
+  return { components: outcomes, generation, landing, errors };
+}
+
+async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal: AbortSignal): Promise<ComponentOutcome> {
+  const { store, log, config } = opts;
+  const t0 = performance.now();
+  const sha256 = await resolveDigest(spec, config.download, signal);
+  const existing = store.findEntry(spec.name, sha256);
+  if (existing) {
+    log.info({ event: 'install.reused', component: spec.name, version: spec.version, sha256, entry: existing.dir }, 'archive already in the store');
+    return { component: spec.name, version: spec.version, status: 'reused', entry: existing };
+  }
+  const stagingDir = store.stagingPath(spec.name);
+  let lastLog = 0;
+  const every = opts.logProgressEveryMs ?? 5000;
+  const done = await runInstallWorker(
+    {
+      type: 'install',
+      jobId: path.basename(stagingDir),
+      component: spec.name,
+      version: spec.version,
+      urls: spec.urls,
+      sha256,
+      ...(spec.size !== undefined ? { maxBytes: spec.size } : {}),
+      partPath: store.partPath(sha256),
+      stagingDir,
+      download: {
+        connectTimeoutMs: config.download.connectTimeout,
+        idleTimeoutMs: config.download.idleTimeout,
+        retries: config.download.retries,
+        backoffInitialMs: config.download.backoffInitial,
+        backoffMaxMs: config.download.backoffMax,
+      },
+      limits: config.limits,
+    },
+    {
+      signal,
+      onProgress(e) {
+        opts.onProgress?.(spec.name, e);
+        const now = performance.now();
+        if (now - lastLog >= every) {
+          lastLog = now;
+          log.info({ event: 'download.progress', component: spec.name, version: spec.version, bytes: e.bytes, total: e.total, rate: Math.round(e.rate) }, 'download progress');
+        }
+      },
+      onLog(e) {
+        log[e.level]({ event: e.event, component: spec.name, version: spec.version, ...e.fields }, e.msg);
+      },
+    },
+  );
+  const entry = await store.commitEntry({
+    component: spec.name,
+    version: spec.version,
+    sha256,
+    source: spec.urls[0]!,
+    stagingDir,
+    files: done.files,
+    archiveBytes: done.bytes,
+    extractedBytes: done.extractedBytes,
+  });
+  const durationMs = Math.round(performance.now() - t0);
+  log.info(
+    { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir },
+    'component verified and stored',
+  );
+  return { component: spec.name, version: spec.version, status: 'installed', entry, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, durationMs };
+}
+
+/** Swaps `current` to the result's generation and collects garbage. For use without a supervisor. */
+export async function land(result: InstallResult, opts: { store: Store; keepGenerations: number; markGood: boolean }): Promise<boolean> {
+  const { store } = opts;
+  const g = result.generation;
+  if (!g) return false;
+  const switched = store.state.current !== g.id;
+  if (switched) await store.swap(g.id);
+  if (opts.markGood) await store.setStatus(g.id, 'good');
+  await store.gc(opts.keepGenerations);
+  return switched;
+}
+
+function anySignal(a: AbortSignal, b?: AbortSignal): AbortSignal {
+  return b ? AbortSignal.any([a, b]) : a;
+}

@@ -1,0 +1,181 @@
+/**
+ * The landing logic: installs what the config asks for, swaps the new
+ * generation in, restarts the server on it, and rolls back when the new
+ * server fails its health check or crash-loops. Landings are serialized.
+ * The daemon (watching, API) drives this; `lander run` without a watcher
+ * calls `reconcile()` once.
+ */
+import { EventEmitter } from 'node:events';
+import type { Config } from './config.ts';
+import { LanderError, serializeError } from './errors.ts';
+import { installAll, type InstallResult } from './installer.ts';
+import type { Logger } from './log.ts';
+import { JobQueue } from './queue.ts';
+import type { Generation } from './state.ts';
+import type { Store } from './store.ts';
+import { Supervisor } from './supervisor.ts';
+import { waitForIdle } from './idle-gate.ts';
+import type { ProgressEvent } from '../workers/protocol.ts';
+
+export interface LanderEvents {
+  progress: [component: string, e: ProgressEvent];
+  landed: [info: { generation: number; from: number | null; restarted: boolean; durationMs: number }];
+  rollback: [info: { from: number; to: number | null; reason: string; bad: Record<string, string> }];
+  'reconcile-error': [err: Error];
+}
+
+export class Lander extends EventEmitter<LanderEvents> {
+  readonly store: Store;
+  readonly log: Logger;
+  config: Config;
+  readonly queue: JobQueue;
+  supervisor: Supervisor | undefined;
+  #landing: Promise<unknown> = Promise.resolve();
+  #stopping = false;
+  readonly #abort = new AbortController();
+  lastErrors: { at: string; error: ReturnType<typeof serializeError> }[] = [];
+
+  constructor(opts: { config: Config; store: Store; log: Logger }) {
+    super();
+    this.config = opts.config;
+    this.store = opts.store;
+    this.log = opts.log;
+    this.queue = new JobQueue({ concurrency: opts.config.download.concurrency });
+    if (opts.config.server) this.#makeSupervisor(opts.config);
+  }
+
+  #makeSupervisor(config: Config): void {
+    this.supervisor = new Supervisor({ server: config.server!, log: this.log });
+    this.supervisor.on('crash-loop', () => {
+      void this.#serial(() => this.#onCrashLoop()).catch((err) => this.#recordError(err));
+    });
+  }
+
+  /** Starts the server from `current`, if there is one and a server is configured. */
+  async startServer(): Promise<void> {
+    const g = this.store.current();
+    if (!this.supervisor || !g) return;
+    await this.#serial(async () => {
+      try {
+        await this.supervisor!.start(this.store.abs(g.dir), g.id);
+        await this.store.setStatus(g.id, 'good');
+      } catch (err) {
+        this.log.error({ event: 'server.start-failed', generation: g.id, err }, 'the server did not become healthy from the current generation');
+        const prev = this.store.previousGood();
+        if (prev) await this.#rollback(g, prev, (err as Error).message);
+        else this.#recordError(err);
+      }
+    });
+  }
+
+  /** Installs what is missing and lands it. Resolves with the install result. */
+  async reconcile(): Promise<InstallResult> {
+    const result = await installAll({
+      config: this.config,
+      store: this.store,
+      log: this.log,
+      queue: this.queue,
+      signal: this.#abort.signal,
+      onProgress: (c, e) => this.emit('progress', c, e),
+    });
+    for (const err of result.errors) this.#recordError(err);
+    if (result.generation && !this.#stopping) {
+      const g = result.generation;
+      await this.#serial(() => this.#land(g, result.landing!.restart || this.supervisor?.state === 'stopped'));
+    }
+    return result;
+  }
+
+  /** Runs `fn` after every earlier landing/rollback has finished. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#landing.then(fn, fn);
+    this.#landing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #land(g: Generation, restart: boolean): Promise<void> {
+    const from = this.store.state.current;
+    if (from === g.id && (!restart || this.supervisor?.state === 'healthy')) return;
+    const t0 = performance.now();
+    const sup = this.supervisor;
+    if (!sup || !restart) {
+      if (from !== g.id) await this.store.swap(g.id);
+      if (!sup || sup.state === 'healthy') await this.store.setStatus(g.id, 'good');
+      await this.store.gc(this.config.keepGenerations);
+      this.emit('landed', { generation: g.id, from, restarted: false, durationMs: performance.now() - t0 });
+      return;
+    }
+    const idle = this.config.server?.restart.idle;
+    if (this.config.server?.restart.when === 'idle' && idle && sup.state === 'healthy') {
+      const r = await waitForIdle(idle, { signal: this.#abort.signal });
+      this.log.info({ event: 'restart.idle-wait', idle: r.idle, waitedMs: Math.round(r.waitedMs), generation: g.id }, r.idle ? 'server idle; restarting' : 'server still busy after the maximum deferral; restarting anyway');
+    }
+    if (from !== g.id) await this.store.swap(g.id);
+    try {
+      await sup.restartOn(this.store.abs(g.dir), g.id);
+    } catch (err) {
+      const prev = from !== null && from !== g.id ? this.store.state.generations.find((x) => x.id === from && x.status !== 'bad') : this.store.previousGood();
+      await this.#rollback(g, prev ?? this.store.previousGood(), (err as Error).message, err);
+      return;
+    }
+    await this.store.setStatus(g.id, 'good');
+    await this.store.gc(this.config.keepGenerations);
+    const durationMs = performance.now() - t0;
+    this.log.info({ event: 'generation.landed', generation: g.id, from, durationMs: Math.round(durationMs) }, 'new generation is live and healthy');
+    this.emit('landed', { generation: g.id, from, restarted: true, durationMs });
+  }
+
+  async #onCrashLoop(): Promise<void> {
+    const g = this.store.current();
+    if (!g) return;
+    const prev = this.store.previousGood();
+    await this.#rollback(g, prev, 'the server crash-looped');
+  }
+
+  /**
+   * Swaps back from `bad` to `to`, marks the components that differ as bad
+   * versions (not retried until the desired version changes) and starts the
+   * server there.
+   */
+  async #rollback(bad: Generation, to: Generation | undefined, reason: string, cause?: unknown): Promise<void> {
+    const differing: Record<string, string> = {};
+    for (const [name, c] of Object.entries(bad.components)) {
+      if (to?.components[name]?.sha256 !== c.sha256) differing[name] = c.version;
+    }
+    await this.store.setStatus(bad.id, 'bad');
+    for (const [name, version] of Object.entries(differing)) await this.store.markBad(name, version);
+    const err = new LanderError('ERR_ROLLBACK', `Generation ${bad.id} (${Object.entries(differing).map(([n, v]) => `${n} ${v}`).join(', ')}) failed: ${reason}. ${to ? `Rolled back to generation ${to.id}` : 'No earlier good generation to roll back to; the server stays down'}. These versions will not be retried until the config names another version.`, {
+      cause,
+      data: { from: bad.id, to: to?.id ?? null, bad: differing },
+    });
+    this.log.error({ event: 'rollback', from: bad.id, to: to?.id ?? null, bad: differing, reason, err }, err.message);
+    this.#recordError(err);
+    this.emit('rollback', { from: bad.id, to: to?.id ?? null, reason, bad: differing });
+    if (!to) {
+      await this.supervisor?.stop();
+      return;
+    }
+    await this.store.swap(to.id);
+    try {
+      await this.supervisor?.start(this.store.abs(to.dir), to.id);
+    } catch (err2) {
+      this.log.error({ event: 'rollback.failed', generation: to.id, err: err2 }, 'the previous generation did not become healthy either');
+      this.#recordError(err2);
+    }
+  }
+
+  #recordError(err: unknown): void {
+    this.lastErrors.push({ at: new Date().toISOString(), error: serializeError(err) });
+    if (this.lastErrors.length > 20) this.lastErrors.shift();
+    this.emit('reconcile-error', err as Error);
+  }
+
+  /** Aborts installs (keeping resumable downloads), stops the server gracefully. */
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    this.#abort.abort();
+    this.queue.abortAll();
+    await this.queue.idle().catch(() => undefined);
+    await this.supervisor?.stop();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Runs the real `lander` command as a child process under the runtime the
+ * tests run on: `node bin/lander.js` (compiled; `npm test` builds first) or
+ * `deno run -A src/main.ts`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const isDeno = 'Deno' in globalThis;
+
+export interface LogRecord {
+  level: string;
+  event?: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout's JSON log lines, parsed. */
+  logs: LogRecord[];
+}
+
+export function landerArgv(args: string[]): { cmd: string; argv: string[] } {
+  if (isDeno) return { cmd: process.execPath, argv: ['run', '-A', `${REPO}src/main.ts`, ...args] };
+  return { cmd: process.execPath, argv: [`${REPO}bin/lander.js`, ...args] };
+}
+
+export function parseLogs(text: string): LogRecord[] {
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogRecord);
+}
+
+/** Starts lander; the caller waits with `finished()`. */
+export function startLander(args: string[], env: Record<string, string> = {}): { child: ChildProcess; finished: () => Promise<CliResult>; output: () => string } {
+  const { cmd, argv } = landerArgv(args);
+  const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, logs: parseLogs(stdout) }));
+  });
+  return { child, finished: () => done, output: () => stdout };
+}
+
+export function runLander(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return startLander(args, env).finished();
+}
