@@ -14,14 +14,16 @@ const req = workerData as InstallRequest;
 const ac = new AbortController();
 const post = (e: WorkerEvent) => port.postMessage(e);
 
-port.on('message', (m: MainToWorker) => {
+const onMessage = (m: MainToWorker) => {
   if (m?.type === 'abort') ac.abort(new AbortError(m.reason ?? 'Aborted'));
-});
+};
+port.on('message', onMessage);
 
 runInstallPipeline(req, { signal: ac.signal, post })
   .then(
     (done) => post(done),
     (err: unknown) => post({ type: 'error', jobId: req.jobId, error: serializeError(err) }),
   )
-  // Closing the port lets the thread end on its own once the last event is out.
-  .finally(() => port.close());
+  // Dropping the listener un-refs the port so the thread can end on its own once the last
+  // event is out (Deno's parentPort has no close()); the client also terminates it on the final event.
+  .finally(() => port.off('message', onMessage));
