@@ -12,7 +12,7 @@ import { runInstallWorker } from '../../src/install-worker-client.ts';
 import type { InstallRequest, LogEvent, ProgressEvent } from '../../workers/protocol.ts';
 import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../src/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
-import { buildTarGz, makeVoiceboxTree, packDir, sha256Hex, type ArchiveEntry } from '../helpers/archive.ts';
+import { buildTarGz, makeVoiceboxTree, packDir, paddedBody, paxRecord, rawHeader, sha256Hex, type ArchiveEntry } from '../helpers/archive.ts';
 
 let srv: TestServer;
 let root: string;
@@ -263,6 +263,8 @@ describe('install worker: hostile archives', () => {
     ['link through up-links (#9)', [{ type: 'symlink', name: 'a/b/up', linkname: '../..' }, { type: 'symlink', name: 'a/b/escape', linkname: 'up/..' }], 'ERR_ARCHIVE_LINK', 'a/b/escape'],
     ['hardlink before its target (#10)', [{ type: 'link', name: 'h', linkname: 'f' }, { name: 'f', content: 'x' }], 'ERR_ARCHIVE_LINK', 'h'],
     ['case-fold collision (#11)', [{ name: 'lib/STRASSE', content: 'x' }, { name: 'lib/straße', content: 'y' }], 'ERR_ARCHIVE_PATH', 'lib/straße'],
+    ['a later link re-pointing an earlier one (#9, order trick)', [{ type: 'directory', name: 'd/' }, { type: 'symlink', name: 'a', linkname: 'd/b/..' }, { type: 'symlink', name: 'd/b', linkname: '..' }], 'ERR_ARCHIVE_LINK', 'd/b'],
+    ['unknown type flag (#12)', [{ type: 'raw', data: rawHeader('odd', 'Z', 0) }], 'ERR_ARCHIVE_ENTRY_TYPE', 'odd'],
     ['character device (#12)', [{ type: 'header', header: { name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 } }], 'ERR_ARCHIVE_ENTRY_TYPE', 'dev'],
     ['fifo (#12)', [{ type: 'header', header: { name: 'fifo', type: 'fifo' } }], 'ERR_ARCHIVE_ENTRY_TYPE', 'fifo'],
   ];
@@ -288,6 +290,33 @@ describe('install worker: hostile archives', () => {
     const err = await runInstallWorker(req).catch((e: unknown) => e);
     expect((err as ArchiveError).code).toBe('ERR_ARCHIVE_LIMIT');
     expect(await exists(req.stagingDir)).toBe(false);
+  });
+
+  it('a pax header over maxMetaEntrySize is rejected (#17)', async () => {
+    const pax = Buffer.from(paxRecord('comment', 'x'.repeat(1_200_000)));
+    const gz = await buildTarGz([
+      { type: 'raw', data: rawHeader('PaxHeader/f', 'x', pax.length) },
+      { type: 'raw', data: paddedBody(pax) },
+      { name: 'f', content: 'x' },
+    ]);
+    const req = await request('/pax.tar.gz', gz);
+    const err = await runInstallWorker(req).catch((e: unknown) => e);
+    expect((err as ArchiveError).code).toBe('ERR_ARCHIVE_LIMIT');
+    expect((err as ArchiveError).data).toMatchObject({ entry: 'f', limit: 'maxMetaEntrySize' });
+  });
+
+  it('a global pax header carrying path= does not rename entries (#18)', async () => {
+    const pax = Buffer.from(paxRecord('path', '../../evil'));
+    const gz = await buildTarGz([
+      { type: 'raw', data: rawHeader('pax_global_header', 'g', pax.length) },
+      { type: 'raw', data: paddedBody(pax) },
+      { name: 'f', content: 'x' },
+    ]);
+    const req = await request('/gpax.tar.gz', gz);
+    const err = await runInstallWorker(req).then(() => undefined, (e: unknown) => e);
+    // tar-stream merges a global path into the next pax header only; with none, `f` stays `f`.
+    if (err) expect((err as ArchiveError).code).toBe('ERR_ARCHIVE_PATH');
+    else expect(await readFile(path.join(req.stagingDir, 'f'), 'utf8')).toBe('x');
   });
 
   it('a truncated archive fails (#19)', async () => {
