@@ -18,9 +18,10 @@ export const STAND_IN = fileURLToPath(new URL('../fixtures/stand-in-server.mjs',
  * the stand-in server with node), many small Python-like files, and a
  * relative symlink. `marker` ends up in `_internal/VERSION`.
  */
-export async function makeCoreTree(dir: string, version: string, opts: { smallFiles?: number } = {}): Promise<void> {
+export async function makeCoreTree(dir: string, version: string, opts: { smallFiles?: number; flags?: string } = {}): Promise<void> {
   await mkdir(path.join(dir, '_internal/voicebox'), { recursive: true });
-  await writeFile(path.join(dir, 'voicebox-server-cuda'), '#!/bin/sh\nhere=$(dirname "$0")\nexec node "$here/_internal/server.mjs" "$@"\n');
+  // `flags` bakes stand-in behaviour into this release (e.g. "--never-healthy"): a bad core.
+  await writeFile(path.join(dir, 'voicebox-server-cuda'), `#!/bin/sh\nhere=$(dirname "$0")\nexec node "$here/_internal/server.mjs" "$@" ${opts.flags ?? ''}\n`);
   await chmod(path.join(dir, 'voicebox-server-cuda'), 0o755);
   await copyFile(STAND_IN, path.join(dir, '_internal/server.mjs'));
   await writeFile(path.join(dir, '_internal/VERSION'), `${version}\n`);
