@@ -51,10 +51,10 @@ const componentName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const componentSchema = z
   .object({
-    /** Desired version; expands `{version}` in `url`. */
-    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'Expected a version of letters, digits and . _ + -'),
-    /** Archive URL, or several mirrors tried in order. */
-    url: z.union([urlTemplate, z.array(urlTemplate).min(1)]),
+    /** Desired version; expands `{version}` in `url`. Optional when a manifest supplies it. */
+    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'Expected a version of letters, digits and . _ + -').optional(),
+    /** Archive URL, or several mirrors tried in order. Optional when a manifest supplies it. */
+    url: z.union([urlTemplate, z.array(urlTemplate).min(1)]).optional(),
     /** Pinned SHA-256 of the archive. */
     sha256: hex64.optional(),
     /** URL of a `<hex>  <name>` sidecar; `{url}` and `{version}` expand. */
@@ -62,17 +62,45 @@ const componentSchema = z
     /** Largest archive accepted, in bytes; a longer body is cut and rejected. */
     size: size('size').optional(),
     /** Restart the server when this component changes. @default true */
-    restart: z.boolean().default(true),
+    restart: z.boolean().optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.sha256 === undefined && c.sha256Url === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'Expected one of "sha256" or "sha256Url": lander never installs an archive it cannot verify', path: [] });
-    }
     if (c.sha256 !== undefined && c.sha256Url !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'Expected only one of "sha256" and "sha256Url", got both', path: [] });
     }
   });
+
+const manifestSchema = z
+  .object({
+    /** Where the release manifest is polled (http, https or file). */
+    url: urlTemplate,
+    /** `lander`: lander's own JSON; `cuda-libs`: voicebox's cuda-libs.json for one component. @default "lander" */
+    format: z.enum(['lander', 'cuda-libs']).default('lander'),
+    /** With format `cuda-libs`: the component it describes. @default "cuda-libs" */
+    component: z.string().regex(componentName).default('cuda-libs'),
+    /** Time between polls. @default "1h" */
+    interval: duration('manifest.interval').default(3_600_000),
+    /** Random spread added to each interval, as a fraction of it. @default 0.1 */
+    jitter: z.number().min(0).max(1).default(0.1),
+  })
+  .strict();
+
+const apiSchema = z
+  .object({
+    /** Unix socket path (mode 0600). @default "<root>/lander.sock" */
+    socket: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }).optional(),
+    /** Also listen on loopback TCP; requires a bearer token read from `tokenFile`. */
+    tcp: z
+      .object({
+        host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535),
+        tokenFile: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
 
 const healthSchema = z
   .object({
@@ -192,20 +220,38 @@ export const configSchema = z
       .record(z.string().regex(componentName, 'Expected a component name of letters, digits and . _ -'), componentSchema)
       .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
     server: serverSchema.optional(),
+    manifest: manifestSchema.optional(),
+    api: apiSchema.default({}),
     download: downloadSchema,
     limits: limitsSchema,
     /** Generations kept for rollback, the current one included. @default 3 */
     keepGenerations: z.number().int().min(1).max(100).default(3),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // Without a manifest the config alone must say everything about each component.
+    if (c.manifest) return;
+    for (const [name, comp] of Object.entries(c.components)) {
+      for (const key of ['version', 'url'] as const) {
+        if (comp[key] === undefined) ctx.addIssue({ code: 'custom', message: `Expected "${key}" (no manifest is configured to supply it)`, path: ['components', name, key] });
+      }
+      if (comp.sha256 === undefined && comp.sha256Url === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'Expected one of "sha256" or "sha256Url": lander never installs an archive it cannot verify', path: ['components', name] });
+      }
+    }
+  });
 
 export type RawConfig = z.output<typeof configSchema>;
 export type ServerConfig = NonNullable<RawConfig['server']>;
 export type DownloadConfig = RawConfig['download'];
 export type ArchiveLimits = RawConfig['limits'];
+export type ManifestConfig = NonNullable<RawConfig['manifest']>;
+export type ApiConfig = RawConfig['api'];
+/** A component as the config states it: templates unexpanded, fields a manifest may fill. */
+export type ComponentConfig = RawConfig['components'][string];
 
-/** A component with its templates expanded. */
+/** A component with everything known and its templates expanded: what the installer works from. */
 export interface ComponentSpec {
   name: string;
   version: string;
@@ -217,9 +263,7 @@ export interface ComponentSpec {
   restart: boolean;
 }
 
-export interface Config extends Omit<RawConfig, 'components'> {
-  components: Record<string, ComponentSpec>;
-}
+export type Config = RawConfig;
 
 export interface ConfigIssue {
   path: string;
@@ -231,13 +275,27 @@ export function expandTemplate(t: string, vars: { version: string; url?: string 
   return t.replaceAll('{version}', vars.version).replaceAll('{url}', vars.url ?? '{url}');
 }
 
-function expandComponent(name: string, c: RawConfig['components'][string]): ComponentSpec {
-  const urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version: c.version }));
-  const spec: ComponentSpec = { name, version: c.version, urls, restart: c.restart };
+/**
+ * A complete spec from a component's fields, or undefined when a field is
+ * missing (a manifest should have supplied it).
+ */
+export function toSpec(name: string, c: ComponentConfig): ComponentSpec | undefined {
+  if (c.version === undefined || c.url === undefined || (c.sha256 === undefined && c.sha256Url === undefined)) return undefined;
+  const version = c.version;
+  const urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version }));
+  const spec: ComponentSpec = { name, version, urls, restart: c.restart ?? true };
   if (c.sha256) spec.sha256 = c.sha256;
-  if (c.sha256Url) spec.sha256Url = expandTemplate(c.sha256Url, { version: c.version, url: urls[0] });
+  else spec.sha256Url = expandTemplate(c.sha256Url!, { version, url: urls[0] });
   if (c.size !== undefined) spec.size = c.size;
   return spec;
+}
+
+/** The specs of a config that needs no manifest (every component complete). */
+export function configSpecs(config: Config): ComponentSpec[] {
+  return Object.entries(config.components).flatMap(([n, c]) => {
+    const s = toSpec(n, c);
+    return s ? [s] : [];
+  });
 }
 
 function formatPath(p: readonly PropertyKey[]): string {
@@ -256,10 +314,7 @@ export function validateConfig(value: unknown, source = 'config'): Config {
     const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     throw new ConfigError(`Cannot use ${source}: ${summary}`, { data: { source, issues } });
   }
-  const raw = r.data;
-  const components: Record<string, ComponentSpec> = {};
-  for (const [name, c] of Object.entries(raw.components)) components[name] = expandComponent(name, c);
-  return { ...raw, components };
+  return r.data;
 }
 
 /** Parses config text (JSON). Throws ConfigError naming the source and field paths. */

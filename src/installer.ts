@@ -40,6 +40,8 @@ export interface InstallResult {
 
 export interface InstallOptions {
   config: Config;
+  /** The desired components (from the config alone, or merged with a manifest). */
+  specs: ComponentSpec[];
   store: Store;
   log: Logger;
   queue?: JobQueue;
@@ -52,11 +54,12 @@ export interface InstallOptions {
 export async function installAll(opts: InstallOptions): Promise<InstallResult> {
   const { config, store, log } = opts;
   const queue = opts.queue ?? new JobQueue({ concurrency: config.download.concurrency });
-  const specs = Object.values(config.components);
+  const specs = opts.specs;
+  const byName = new Map(specs.map((s) => [s.name, s]));
   const actions = planComponents({ components: specs, entries: store.state.entries, current: store.current(), bad: store.state.bad });
   const outcomes = await Promise.all(
     actions.map(async (a, i): Promise<ComponentOutcome> => {
-      const spec = config.components[a.component]!;
+      const spec = byName.get(a.component)!;
       if (a.action === 'keep') return { component: a.component, version: spec.version, status: 'kept', entry: a.entry };
       if (a.action === 'skip-bad') {
         log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');

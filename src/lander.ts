@@ -6,7 +6,7 @@
  * calls `reconcile()` once.
  */
 import { EventEmitter } from 'node:events';
-import type { Config } from './config.ts';
+import { configSpecs, type ComponentSpec, type Config } from './config.ts';
 import { LanderError, serializeError } from './errors.ts';
 import { installAll, type InstallResult } from './installer.ts';
 import type { Logger } from './log.ts';
@@ -68,10 +68,14 @@ export class Lander extends EventEmitter<LanderEvents> {
     });
   }
 
+  /** The desired components; the daemon replaces this to merge a manifest in. */
+  specs: () => ComponentSpec[] = () => configSpecs(this.config);
+
   /** Installs what is missing and lands it. Resolves with the install result. */
   async reconcile(): Promise<InstallResult> {
     const result = await installAll({
       config: this.config,
+      specs: this.specs(),
       store: this.store,
       log: this.log,
       queue: this.queue,

@@ -1,4 +1,5 @@
 /** `lander install`: bring every component to its desired version, land it, exit. */
+import { configSpecs } from '../config.ts';
 import { loadConfigFile } from '../config-file.ts';
 import { installAll, land } from '../installer.ts';
 import type { Logger } from '../log.ts';
@@ -24,6 +25,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
     const bars = tty ? new ProgressBars(tty) : undefined;
     const result = await installAll({
       config,
+      specs: configSpecs(config),
       store,
       log,
       ...(opts.signal ? { signal: opts.signal } : {}),

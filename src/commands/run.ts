@@ -30,7 +30,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const config = await loadConfigFile(opts.configPath);
   const store = await Store.open(config.root, log);
   const lander = new Lander({ config, store, log });
-  log.info({ event: 'daemon.start', root: config.root, config: opts.configPath, components: Object.fromEntries(Object.values(config.components).map((c) => [c.name, c.version])) }, 'lander running');
+  log.info({ event: 'daemon.start', root: config.root, config: opts.configPath, components: Object.fromEntries(Object.entries(config.components).map(([n, c]) => [n, c.version ?? '(manifest)'])) }, 'lander running');
   let stopping = false;
   const work = (async () => {
     await lander.startServer();

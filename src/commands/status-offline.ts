@@ -21,7 +21,7 @@ export async function readStoreStatus(configPath: string, log: Logger): Promise<
   const components: StoreStatus['components'] = {};
   for (const [name, spec] of Object.entries(config.components)) {
     const c = cur?.components[name];
-    components[name] = { desired: spec.version, ...(c ? { installed: c.version, sha256: c.sha256 } : {}), ...(store.state.bad[name]?.length ? { bad: store.state.bad[name] } : {}) };
+    components[name] = { desired: spec.version ?? '(manifest)', ...(c ? { installed: c.version, sha256: c.sha256 } : {}), ...(store.state.bad[name]?.length ? { bad: store.state.bad[name] } : {}) };
   }
   let partialDownloadBytes = 0;
   try {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, validateConfig } from '../../src/config.ts';
+import { configSpecs, parseConfig, validateConfig, type Config } from '../../src/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 const example = readFileSync(new URL('../../config.example.json', import.meta.url), 'utf8');
@@ -19,10 +19,12 @@ const base = () => JSON.parse(example);
 
 describe('config', () => {
   it('parses config.example.json with the voicebox URLs expanded and defaults filled', () => {
+    const specs = (c: Config) => Object.fromEntries(configSpecs(c).map((s) => [s.name, s]));
     const c = parseConfig(example);
-    expect(c.components.server!.urls).toEqual(['https://github.com/jamiepine/voicebox/releases/download/v0.3.1/voicebox-server-cuda.tar.gz']);
-    expect(c.components.server!.sha256Url).toBe('https://github.com/jamiepine/voicebox/releases/download/v0.3.1/voicebox-server-cuda.tar.gz.sha256');
-    expect(c.components['cuda-libs']!.urls[0]).toBe('https://github.com/jamiepine/voicebox/releases/download/v0.3.1/cuda-libs-cu128-v1.tar.gz');
+    expect(specs(c).server!.restart).toBe(true);
+    expect(specs(c).server!.urls).toEqual(['https://github.com/jamiepine/voicebox/releases/download/v0.3.1/voicebox-server-cuda.tar.gz']);
+    expect(specs(c).server!.sha256Url).toBe('https://github.com/jamiepine/voicebox/releases/download/v0.3.1/voicebox-server-cuda.tar.gz.sha256');
+    expect(specs(c)['cuda-libs']!.urls[0]).toBe('https://github.com/jamiepine/voicebox/releases/download/v0.3.1/cuda-libs-cu128-v1.tar.gz');
     expect(c.keepGenerations).toBe(3);
     expect(c.download).toMatchObject({ concurrency: 2, retries: 5, idleTimeout: 30_000 });
     expect(c.server!.health!.timeout).toBe(120_000);
@@ -69,7 +71,7 @@ describe('config', () => {
     const c = validateConfig(v);
     expect(c.download.idleTimeout).toBe(90_000);
     expect(c.download.connectTimeout).toBe(250);
-    expect(c.components.server!.size).toBe(400 * 1024 * 1024);
+    expect(configSpecs(c)[0]!.size).toBe(400 * 1024 * 1024);
     v.download = { idleTimeout: '-5s' };
     expect(issuesOf(v)[0]!.path).toBe('download.idleTimeout');
   });
@@ -83,6 +85,6 @@ describe('config', () => {
   it('accepts mirrors as a list', () => {
     const v = base();
     v.components.server.url = ['http://127.0.0.1:1/a-{version}.tgz', 'http://127.0.0.1:2/a-{version}.tgz'];
-    expect(validateConfig(v).components.server!.urls).toEqual(['http://127.0.0.1:1/a-0.3.1.tgz', 'http://127.0.0.1:2/a-0.3.1.tgz']);
+    expect(configSpecs(validateConfig(v))[0]!.urls).toEqual(['http://127.0.0.1:1/a-0.3.1.tgz', 'http://127.0.0.1:2/a-0.3.1.tgz']);
   });
 });
