@@ -157,6 +157,12 @@ export interface WaitHealthyOptions {
   /** Longest pause between probes, in ms. */
   intervalMs: number;
   /**
+   * Receives a function that makes the next probe happen now (unless one is in
+   * flight). The supervisor calls it when the server prints a line: servers
+   * announce readiness on stdout, so lander sees it without waiting a pause.
+   */
+  onProbeNow?: (probeNow: () => void) => void;
+  /**
    * First pause between probes; it doubles up to `intervalMs`. A server that
    * is up in 100 ms is then seen in ~100 ms, not after a whole interval. @default 20
    */
@@ -206,14 +212,21 @@ export function waitHealthy(opts: WaitHealthyOptions): Promise<HealthyResult> {
     logLine?.matched.then(() => finish(() => resolve({ via: 'log', elapsedMs: performance.now() - t0, probes })));
     if (!probe) return;
     let pause = Math.min(opts.minIntervalMs ?? 20, intervalMs);
+    let probing = false;
     const poll = async () => {
+      clearTimeout(pollTimer);
+      probing = true;
       probes++;
       last = await probe(inflight.signal);
+      probing = false;
       if (done) return;
       if (last.ok) return finish(() => resolve({ via: 'http', elapsedMs: performance.now() - t0, probes }));
       pollTimer = setTimeout(poll, pause);
       pause = Math.min(pause * 2, intervalMs);
     };
+    opts.onProbeNow?.(() => {
+      if (!done && !probing) void poll();
+    });
     void poll();
   });
 }

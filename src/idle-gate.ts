@@ -4,6 +4,7 @@
  * until it says so, but never longer than `maxDeferral`: an update must land
  * eventually even on a server that is always busy.
  */
+import type { ServerConfig } from './config.ts';
 import { AbortError } from './errors.ts';
 import { httpProbe, type ProbeResult } from './health.ts';
 
@@ -19,6 +20,10 @@ export interface IdleGateConfig {
   /** Longest wait before giving up and restarting anyway. */
   maxDeferral: number;
 }
+
+// Compile-time guard: the config's `restart.idle` must be passable to waitForIdle as is.
+type Assert<T extends true> = T;
+type _ConfigFits = Assert<NonNullable<ServerConfig['restart']['idle']> extends IdleGateConfig ? true : false>;
 
 export interface IdleResult {
   /** True when the server said idle; false when `maxDeferral` passed first. */

@@ -15,11 +15,11 @@ import path from 'node:path';
 import type { ServerConfig } from './config.ts';
 import { AbortError, ServerError, serializeError } from './errors.ts';
 import { httpProbe, LogLineProbe, waitHealthy, type ProcessExit } from './health.ts';
-import { LineSplitter, type OutputLine } from './line-splitter.ts';
 import type { Logger } from './log.ts';
 import { OutputBudget, type OutputBudgetOptions } from './output-budget.ts';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart-policy.ts';
 import { groupAlive, groupExists, signalGroup } from './process-group.ts';
+import { pipeServerOutput, type ServerOutput } from './server-output.ts';
 
 export type ServerState = 'stopped' | 'starting' | 'healthy' | 'unhealthy' | 'stopping' | 'backoff' | 'failed';
 export type GenerationId = number | string;
@@ -91,6 +91,9 @@ interface Run {
   stopRequested: boolean;
   forced: boolean;
   logLine?: LogLineProbe;
+  /** While starting: probe health now (set by waitHealthy). */
+  probeNow?: () => void;
+  output?: ServerOutput;
 }
 
 const RUNNING: ReadonlySet<ServerState> = new Set(['healthy', 'unhealthy']);
@@ -220,7 +223,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       signal,
       timeoutMs: h.timeout,
       intervalMs: h.interval,
-    });
+      onProbeNow: (fn) => (run.probeNow = fn),
+    }).finally(() => (run.probeNow = undefined));
     if (signal.aborted) throw aborted();
     this.#transition('healthy', { elapsedMs: Math.round(res.elapsedMs), spawnToHealthyMs: Math.round(performance.now() - run.spawnedAt), probes: res.probes, via: res.via });
     if (h.url) this.#monitor(run, signal);
@@ -251,36 +255,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       logLine: this.#server.health?.logLine ? new LogLineProbe(this.#server.health.logLine) : undefined,
     };
     this.#run = run;
-    this.#pipe(run, 'stdout');
-    this.#pipe(run, 'stderr');
+    run.output = pipeServerOutput(child, {
+      log: this.#log, serverPid: run.pid, budget: this.#budget, maxLineBytes: this.#opts.output?.maxLineBytes,
+      onLine: (line) => {
+        // Both streams: uvicorn, which voicebox uses, logs "Application startup complete" to stderr.
+        run.logLine?.feed(line);
+        run.probeNow?.();
+      },
+    });
     void run.exited.then((e) => this.#onExit(run, e));
     this.#log.info({ event: 'server.spawn', serverPid: run.pid, generation: run.generation, command: file, args, cwd }, 'server spawned');
     return run;
-  }
-
-  #pipe(run: Run, stream: 'stdout' | 'stderr'): void {
-    const splitter = new LineSplitter({ maxLineBytes: this.#opts.output?.maxLineBytes });
-    const s = run.child[stream]!;
-    s.on('data', (chunk: Buffer) => this.#output(run, stream, splitter.push(chunk)));
-    s.on('end', () => this.#output(run, stream, splitter.end()));
-    s.on('error', (err) => this.#log.warn({ event: 'server.output.error', serverPid: run.pid, stream, err }, 'server output error'));
-  }
-
-  #output(run: Run, stream: 'stdout' | 'stderr', lines: OutputLine[]): void {
-    for (const l of lines) {
-      // Both streams: uvicorn, which voicebox uses, logs "Application startup complete" to stderr.
-      run.logLine?.feed(l.line);
-      if (!this.#budget.take(l.line.length, performance.now())) continue;
-      this.#reportDropped(run);
-      const rec: Record<string, unknown> = { event: 'server.output', src: 'server', stream, serverPid: run.pid, line: l.line };
-      if (l.truncated) rec.truncated = true;
-      this.#log.info(rec, 'server output');
-    }
-  }
-
-  #reportDropped(run: Run): void {
-    const dropped = this.#budget.takeDropped();
-    if (dropped > 0) this.#log.warn({ event: 'server.output.dropped', src: 'server', serverPid: run.pid, dropped, droppedTotal: this.#budget.droppedTotal }, 'server output dropped');
   }
 
   #onExit(run: Run, e: ProcessExit): void {
@@ -292,7 +277,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       clean: e.code === 0 || (run.stopRequested && !run.forced && e.signal === this.#server.stop.signal),
     };
     this.#lastExit = info;
-    this.#reportDropped(run);
+    run.output?.reportDropped();
     this.#log[info.expected && info.clean ? 'info' : 'warn']({ event: 'server.exit', ...info }, 'server exited');
     this.emit('exit', info);
     // A start in progress sees the exit through waitHealthy; stop() through terminate.

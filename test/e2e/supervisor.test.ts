@@ -262,6 +262,18 @@ describe('Supervisor (real child processes)', () => {
     expect(exits.every((e) => gone(e.serverPid))).toBe(true);
   });
 
+  it('turns unhealthy after failed liveness probes, without restarting', async () => {
+    const root = tmpDir();
+    const port = await freePort();
+    const { sup, records, exits } = supervisor(serverConfig(port, ['--unhealthy-after-ms', '600']));
+    await sup.start(generation(root, 1), 1);
+    const pid = sup.pid;
+    await until(() => sup.state === 'unhealthy', 5000, 'unhealthy');
+    expect(records.find((r) => r.event === 'server.state' && r.to === 'unhealthy')).toMatchObject({ from: 'healthy', failures: 3, reason: expect.stringMatching(/503/) });
+    expect(sup.pid).toBe(pid);
+    expect(exits).toHaveLength(0);
+  });
+
   it('idle gate: waits for idle, and gives up at maxDeferral', async () => {
     const root = tmpDir();
     const port = await freePort();
