@@ -31,8 +31,8 @@ export interface ComponentOutcome {
 
 export interface InstallResult {
   components: ComponentOutcome[];
-  /** The generation to land (new or existing); undefined when a component failed. */
-  generation?: Generation;
+  /** One store entry per component, to land as a generation; undefined when a component failed. */
+  selection?: StoreEntry[];
   /** What landing it changes; `changed` empty means it is already current. */
   landing?: LandingPlan;
   errors: Error[];
@@ -79,16 +79,21 @@ export async function installAll(opts: InstallOptions): Promise<InstallResult> {
   const errors = outcomes.flatMap((o) => (o.error ? [o.error] : []));
   if (errors.length > 0) return { components: outcomes, errors };
   const selection = outcomes.map((o) => o.entry!);
-  const current = store.current();
-  const landing = planLanding(selection, specs, current);
-  let generation = store.findGeneration(selection);
-  if (!generation) {
-    const t0 = performance.now();
-    const built = await store.createGeneration(selection);
-    generation = built.generation;
-    log.info({ event: 'generation.built', generation: generation.id, files: built.stats.files, linked: built.stats.linked, copied: built.stats.copied, durationMs: Math.round(performance.now() - t0) }, 'generation built');
-  }
-  return { components: outcomes, generation, landing, errors };
+  return { components: outcomes, selection, landing: planLanding(selection, specs, store.current()), errors };
+}
+
+/**
+ * The generation made of exactly `selection`: an existing one, or a new one
+ * built now. Callers serialize this with landings, so two builds of the same
+ * selection never race.
+ */
+export async function ensureGeneration(store: Store, selection: StoreEntry[], log: Logger): Promise<Generation> {
+  const existing = store.findGeneration(selection);
+  if (existing) return existing;
+  const t0 = performance.now();
+  const built = await store.createGeneration(selection);
+  log.info({ event: 'generation.built', generation: built.generation.id, files: built.stats.files, linked: built.stats.linked, copied: built.stats.copied, durationMs: Math.round(performance.now() - t0) }, 'generation built');
+  return built.generation;
 }
 
 async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal: AbortSignal): Promise<ComponentOutcome> {
@@ -156,16 +161,15 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
   return { component: spec.name, version: spec.version, status: 'installed', entry, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, durationMs };
 }
 
-/** Swaps `current` to the result's generation and collects garbage. For use without a supervisor. */
-export async function land(result: InstallResult, opts: { store: Store; keepGenerations: number; markGood: boolean }): Promise<boolean> {
+/** Builds (or finds) the result's generation, swaps `current` to it and collects garbage. For use without a supervisor. */
+export async function land(result: InstallResult, opts: { store: Store; log: Logger; keepGenerations: number; markGood: boolean }): Promise<Generation | undefined> {
   const { store } = opts;
-  const g = result.generation;
-  if (!g) return false;
-  const switched = store.state.current !== g.id;
-  if (switched) await store.swap(g.id);
+  if (!result.selection) return undefined;
+  const g = await ensureGeneration(store, result.selection, opts.log);
+  if (store.state.current !== g.id) await store.swap(g.id);
   if (opts.markGood) await store.setStatus(g.id, 'good');
-  await store.gc(opts.keepGenerations);
-  return switched;
+  await store.gc(opts.keepGenerations, result.selection);
+  return g;
 }
 
 function anySignal(a: AbortSignal, b?: AbortSignal): AbortSignal {

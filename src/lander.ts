@@ -7,8 +7,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { configSpecs, type ComponentSpec, type Config } from './config.ts';
-import { LanderError, serializeError } from './errors.ts';
-import { installAll, type InstallResult } from './installer.ts';
+import { hasCode, LanderError, serializeError } from './errors.ts';
+import { ensureGeneration, installAll, type InstallResult } from './installer.ts';
+import { entrySatisfies, planLanding } from './planner.ts';
 import type { Logger } from './log.ts';
 import { JobQueue } from './queue.ts';
 import type { Generation } from './state.ts';
@@ -32,6 +33,8 @@ export class Lander extends EventEmitter<LanderEvents> {
   supervisor: Supervisor | undefined;
   #landing: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  /** Counts reconciles; only the newest may land. */
+  #epoch = 0;
   readonly #abort = new AbortController();
   lastErrors: { at: string; error: ReturnType<typeof serializeError> }[] = [];
 
@@ -73,6 +76,7 @@ export class Lander extends EventEmitter<LanderEvents> {
 
   /** Installs what is missing and lands it. Resolves with the install result. */
   async reconcile(): Promise<InstallResult> {
+    const epoch = ++this.#epoch;
     const result = await installAll({
       config: this.config,
       specs: this.specs(),
@@ -82,10 +86,16 @@ export class Lander extends EventEmitter<LanderEvents> {
       signal: this.#abort.signal,
       onProgress: (c, e) => this.emit('progress', c, e),
     });
-    for (const err of result.errors) this.#recordError(err);
-    if (result.generation && !this.#stopping) {
-      const g = result.generation;
-      await this.#serial(() => this.#land(g, result.landing!.restart || this.supervisor?.state === 'stopped'));
+    for (const err of result.errors) if (!hasCode(err, 'ERR_ABORTED')) this.#recordError(err);
+    if (result.selection && !this.#stopping) {
+      const selection = result.selection;
+      await this.#serial(async () => {
+        // Superseded while waiting for an earlier landing: a newer reconcile lands instead.
+        if (this.#stopping || this.#epoch !== epoch) return;
+        const g = await ensureGeneration(this.store, selection, this.log);
+        const restart = planLanding(selection, this.specs(), this.store.current()).restart || this.supervisor?.state === 'stopped';
+        await this.#land(g, restart);
+      });
     }
     return result;
   }
@@ -105,7 +115,7 @@ export class Lander extends EventEmitter<LanderEvents> {
     if (!sup || !restart) {
       if (from !== g.id) await this.store.swap(g.id);
       if (!sup || sup.state === 'healthy') await this.store.setStatus(g.id, 'good');
-      await this.store.gc(this.config.keepGenerations);
+      await this.#gc();
       this.emit('landed', { generation: g.id, from, restarted: false, durationMs: performance.now() - t0 });
       return;
     }
@@ -123,10 +133,17 @@ export class Lander extends EventEmitter<LanderEvents> {
       return;
     }
     await this.store.setStatus(g.id, 'good');
-    await this.store.gc(this.config.keepGenerations);
+    await this.#gc();
     const durationMs = performance.now() - t0;
     this.log.info({ event: 'generation.landed', generation: g.id, from, durationMs: Math.round(durationMs) }, 'new generation is live and healthy');
     this.emit('landed', { generation: g.id, from, restarted: true, durationMs });
+  }
+
+  /** Old generations and entries go; entries that the desired specs still want stay (a reconcile may be about to use them). */
+  async #gc(): Promise<void> {
+    const specs = this.specs();
+    const wanted = this.store.state.entries.filter((e) => specs.some((s) => entrySatisfies(e, s)));
+    await this.store.gc(this.config.keepGenerations, wanted);
   }
 
   async #onCrashLoop(): Promise<void> {

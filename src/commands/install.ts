@@ -41,8 +41,9 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
       return 1;
     }
     // Without a supervisor nobody can vouch for the server: the generation stays "new" until `lander run` sees it healthy.
-    const switched = await land(result, { store, keepGenerations: config.keepGenerations, markGood: !config.server });
-    const g = result.generation!;
+    const before = store.state.current;
+    const g = (await land(result, { store, log, keepGenerations: config.keepGenerations, markGood: !config.server }))!;
+    const switched = before !== g.id;
     log.info({ event: 'install.done', generation: g.id, switched, components: Object.fromEntries(result.components.map((o) => [o.component, o.version])) }, switched ? 'new generation is current' : 'already up to date');
     if (tty) {
       for (const o of result.components) {
