@@ -94,6 +94,8 @@ interface Run {
   /** While starting: probe health now (set by waitHealthy). */
   probeNow?: () => void;
   output?: ServerOutput;
+  /** Its process group is known gone: never signal that pgid again (the number may be reused). */
+  reaped: boolean;
 }
 
 const RUNNING: ReadonlySet<ServerState> = new Set(['healthy', 'unhealthy']);
@@ -201,6 +203,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** One attempt: realpath, spawn, wait for health. Throws; never changes state once aborted. */
   async #launch(signal: AbortSignal): Promise<void> {
     const aborted = () => new AbortError('Cannot start the server: stop was requested', { cause: signal.reason });
+    // Synchronously, before any await: a second start() must see that one is under way.
+    this.#transition('starting');
+    this.#run = undefined;
     let cwd: string;
     try {
       cwd = await fs.realpath(this.#dir!);
@@ -208,7 +213,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: the generation folder ${this.#dir} cannot be resolved`, { cause, data: { dir: this.#dir } });
     }
     if (signal.aborted) throw aborted();
-    this.#transition('starting');
     const run = await this.#spawn(cwd);
     if (signal.aborted) throw aborted();
     const h = this.#server.health;
@@ -251,10 +255,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const run: Run = {
       child, pid: child.pid!, generation: this.#generation!, spawnedAt: performance.now(),
       exited: new Promise((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig }))),
-      stopRequested: false, forced: false,
+      stopRequested: false, forced: false, reaped: false,
       logLine: this.#server.health?.logLine ? new LogLineProbe(this.#server.health.logLine) : undefined,
     };
     this.#run = run;
+    // A later 'error' (e.g. a failed kill) must not go unhandled, nor unseen.
+    child.on('error', (err) => this.#log.warn({ event: 'server.process-error', serverPid: run.pid, err }, 'server process error'));
     run.output = pipeServerOutput(child, {
       log: this.#log, serverPid: run.pid, budget: this.#budget, maxLineBytes: this.#opts.output?.maxLineBytes,
       onLine: (line) => {
@@ -345,7 +351,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Ends the current run if it is alive; `via` is the state to show meanwhile. */
   async #terminateRun(via?: ServerState): Promise<void> {
     const run = this.#run;
-    if (!run) return;
+    if (!run || run.reaped) return;
     run.stopRequested = true;
     if (!run.exit) {
       if (via && this.#state !== via) this.#transition(via);
@@ -362,11 +368,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     // SIGKILL to whatever of the group outlived its leader (e.g. a worker that ignored SIGTERM).
-    if (!(await groupAlive(run.pid))) return;
-    this.#log.warn({ event: 'server.orphans', serverPid: run.pid }, 'killing processes left in the server process group');
-    signalGroup(run.pid, 'SIGKILL', this.#log);
-    // Bounded: SIGKILL is near-instant, but wait so a restart finds their ports free.
-    for (let i = 0; i < 50 && (await groupAlive(run.pid)); i++) await new Promise((r) => setTimeout(r, 20));
+    if (await groupAlive(run.pid)) {
+      this.#log.warn({ event: 'server.orphans', serverPid: run.pid }, 'killing processes left in the server process group');
+      signalGroup(run.pid, 'SIGKILL', this.#log);
+      // Bounded: SIGKILL is near-instant, but wait so a restart finds their ports free.
+      for (let i = 0; i < 50 && (await groupAlive(run.pid)); i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    run.reaped = true;
   }
 
   #clearTimers(): void {

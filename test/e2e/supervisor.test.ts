@@ -180,6 +180,22 @@ describe('Supervisor (real child processes)', () => {
     expect(sup.state).toBe('failed');
   });
 
+  it('refuses a second start while starting; stop() during start aborts it and leaves nothing', async () => {
+    const root = tmpDir();
+    const port = await freePort();
+    const { sup, exits } = supervisor(serverConfig(port, ['--start-delay-ms', '5000']));
+    const first = sup.start(generation(root, 1), 1);
+    first.catch(() => {}); // asserted below
+    await expect(sup.start(generation(root, 2), 2)).rejects.toMatchObject({ code: 'ERR_SERVER_BUSY' });
+    await until(() => sup.pid !== undefined, 5000, 'spawn');
+    const pid = sup.pid!;
+    await sup.stop();
+    await expect(first).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    expect(sup.state).toBe('stopped');
+    expect(exits).toMatchObject([{ serverPid: pid, expected: true, clean: true }]);
+    expect(gone(pid)).toBe(true);
+  });
+
   it('rejects with ERR_SERVER_SPAWN for a missing command', async () => {
     const root = tmpDir();
     const { sup } = supervisor({ ...serverConfig(1), command: './no-such-server' });
