@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import type { Config, ComponentSpec } from './config.ts';
-import { LanderError } from './errors.ts';
+import { hasCode, LanderError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { planComponents, planLanding, type LandingPlan } from './planner.ts';
 import { JobQueue } from './queue.ts';
@@ -47,6 +47,8 @@ export interface InstallOptions {
   queue?: JobQueue;
   signal?: AbortSignal;
   onProgress?(component: string, e: ProgressEvent): void;
+  /** Called as each component's outcome is known. */
+  onOutcome?(o: ComponentOutcome): void;
   /** Minimum time between `download.progress` log lines per component. @default 5000 */
   logProgressEveryMs?: number;
 }
@@ -58,24 +60,29 @@ export async function installAll(opts: InstallOptions): Promise<InstallResult> {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const actions = planComponents({ components: specs, entries: store.state.entries, current: store.current(), bad: store.state.bad });
   const outcomes = await Promise.all(
-    actions.map(async (a, i): Promise<ComponentOutcome> => {
-      const spec = byName.get(a.component)!;
-      if (a.action === 'keep') return { component: a.component, version: spec.version, status: 'kept', entry: a.entry };
-      if (a.action === 'skip-bad') {
-        log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
-        if (a.fallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback };
-        const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before and nothing else is installed for it`, { data: { component: a.component, version: a.version } });
-        return { component: a.component, version: a.version, status: 'failed', error };
-      }
-      const key = `${spec.version}|${spec.sha256 ?? spec.sha256Url}|${spec.urls.join(' ')}`;
-      try {
-        return await queue.submit({ component: spec.name, key, priority: actions.length - i, run: (signal) => fetchComponent(spec, opts, anySignal(signal, opts.signal)) });
-      } catch (err) {
-        log.error({ event: 'install.failed', component: spec.name, version: spec.version, err }, `cannot install ${spec.name} ${spec.version}`);
-        return { component: spec.name, version: spec.version, status: 'failed', error: err as Error };
-      }
-    }),
+    actions.map((a, i) => decide(a, i).then((o) => {
+      opts.onOutcome?.(o);
+      return o;
+    })),
   );
+  async function decide(a: (typeof actions)[number], i: number): Promise<ComponentOutcome> {
+    const spec = byName.get(a.component)!;
+    if (a.action === 'keep') return { component: a.component, version: spec.version, status: 'kept', entry: a.entry };
+    if (a.action === 'skip-bad') {
+      log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
+      if (a.fallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback };
+      const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before and nothing else is installed for it`, { data: { component: a.component, version: a.version } });
+      return { component: a.component, version: a.version, status: 'failed', error };
+    }
+    const key = `${spec.version}|${spec.sha256 ?? spec.sha256Url}|${spec.urls.join(' ')}`;
+    try {
+      return await queue.submit({ component: spec.name, key, priority: actions.length - i, run: (signal) => fetchComponent(spec, opts, anySignal(signal, opts.signal)) });
+    } catch (err) {
+      if (hasCode(err, 'ERR_ABORTED')) log.info({ event: 'install.aborted', component: spec.name, version: spec.version, reason: (err as Error).message }, 'install aborted; the partial download stays for a resume');
+      else log.error({ event: 'install.failed', component: spec.name, version: spec.version, err }, `cannot install ${spec.name} ${spec.version}`);
+      return { component: spec.name, version: spec.version, status: 'failed', error: err as Error };
+    }
+  }
   const errors = outcomes.flatMap((o) => (o.error ? [o.error] : []));
   if (errors.length > 0) return { components: outcomes, errors };
   const selection = outcomes.map((o) => o.entry!);

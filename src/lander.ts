@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { configSpecs, type ComponentSpec, type Config } from './config.ts';
 import { hasCode, LanderError, serializeError } from './errors.ts';
-import { ensureGeneration, installAll, type InstallResult } from './installer.ts';
+import { ensureGeneration, installAll, type ComponentOutcome, type InstallResult } from './installer.ts';
 import { entrySatisfies, planLanding } from './planner.ts';
 import type { Logger } from './log.ts';
 import { JobQueue } from './queue.ts';
@@ -20,6 +20,7 @@ import type { ProgressEvent } from '../workers/protocol.ts';
 
 export interface LanderEvents {
   progress: [component: string, e: ProgressEvent];
+  outcome: [o: ComponentOutcome];
   landed: [info: { generation: number; from: number | null; restarted: boolean; durationMs: number }];
   rollback: [info: { from: number; to: number | null; reason: string; bad: Record<string, string> }];
   'reconcile-error': [err: Error];
@@ -85,6 +86,7 @@ export class Lander extends EventEmitter<LanderEvents> {
       queue: this.queue,
       signal: this.#abort.signal,
       onProgress: (c, e) => this.emit('progress', c, e),
+      onOutcome: (o) => this.emit('outcome', o),
     });
     for (const err of result.errors) if (!hasCode(err, 'ERR_ABORTED')) this.#recordError(err);
     if (result.selection && !this.#stopping) {
@@ -183,6 +185,32 @@ export class Lander extends EventEmitter<LanderEvents> {
       this.log.error({ event: 'rollback.failed', generation: to.id, err: err2 }, 'the previous generation did not become healthy either');
       this.#recordError(err2);
     }
+  }
+
+  /** Restarts the server on the current generation (operator's request). */
+  async restartServer(): Promise<{ pid?: number; generation?: number | string }> {
+    const sup = this.supervisor;
+    if (!sup) throw new LanderError('ERR_NO_SERVER', 'Cannot restart the server: no "server" is configured');
+    return this.#serial(async () => {
+      const g = this.store.current();
+      if (!g) throw new LanderError('ERR_NO_GENERATION', 'Cannot restart the server: nothing is installed yet');
+      await sup.restartOn(this.store.abs(g.dir), g.id);
+      return { ...(sup.pid !== undefined ? { pid: sup.pid } : {}), generation: g.id };
+    });
+  }
+
+  /**
+   * Goes back to the previous good generation (operator's request). The
+   * versions it leaves are marked bad, or the next reconcile would land them again.
+   */
+  async rollbackToPrevious(reason: string): Promise<{ from: number | null; to: number }> {
+    return this.#serial(async () => {
+      const cur = this.store.current();
+      const prev = this.store.previousGood();
+      if (!cur || !prev) throw new LanderError('ERR_NO_ROLLBACK', 'Cannot roll back: there is no earlier good generation');
+      await this.#rollback(cur, prev, reason);
+      return { from: cur.id, to: prev.id };
+    });
   }
 
   #recordError(err: unknown): void {
