@@ -24,8 +24,13 @@ import { pipeServerOutput, type ServerOutput } from './server-output.ts';
 export type ServerState = 'stopped' | 'starting' | 'healthy' | 'unhealthy' | 'stopping' | 'backoff' | 'failed';
 export type GenerationId = number | string;
 
+/**
+ * API objects (events, info()) name the server's pid `pid`; log records name it
+ * `serverPid`, because pino's base fields already carry the daemon's own `pid`
+ * and a second `pid` key would make duplicate JSON keys.
+ */
 export interface ExitInfo {
-  serverPid: number;
+  pid: number;
   generation: GenerationId;
   code: number | null;
   signal: string | null;
@@ -43,7 +48,7 @@ export interface ExitInfo {
 export interface StateChange {
   from: ServerState;
   to: ServerState;
-  serverPid?: number;
+  pid?: number;
   generation?: GenerationId;
 }
 
@@ -56,7 +61,7 @@ export interface SupervisorEvents {
 
 export interface SupervisorInfo {
   state: ServerState;
-  serverPid?: number;
+  pid?: number;
   generation?: GenerationId;
   /** ISO time of the last state change. */
   since: string;
@@ -138,7 +143,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   info(): SupervisorInfo {
     const i: SupervisorInfo = { state: this.#state, since: this.#since.toISOString(), restarts: this.#restarts };
-    if (this.pid !== undefined) i.serverPid = this.pid;
+    if (this.pid !== undefined) i.pid = this.pid;
     if (this.#generation !== undefined) i.generation = this.#generation;
     if (this.#lastExit) i.lastExit = this.#lastExit;
     if (this.#lastError) i.lastError = this.#lastError;
@@ -277,14 +282,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #onExit(run: Run, e: ProcessExit): void {
     run.exit = e;
     const info: ExitInfo = {
-      serverPid: run.pid, generation: run.generation, code: e.code, signal: e.signal,
+      pid: run.pid, generation: run.generation, code: e.code, signal: e.signal,
       uptimeMs: Math.round(performance.now() - run.spawnedAt), at: new Date().toISOString(),
       expected: run.stopRequested, forced: run.forced,
       clean: e.code === 0 || (run.stopRequested && !run.forced && e.signal === this.#server.stop.signal),
     };
     this.#lastExit = info;
     run.output?.reportDropped();
-    this.#log[info.expected && info.clean ? 'info' : 'warn']({ event: 'server.exit', ...info }, 'server exited');
+    const { pid, ...rest } = info;
+    this.#log[info.expected && info.clean ? 'info' : 'warn']({ event: 'server.exit', serverPid: pid, ...rest }, 'server exited');
     this.emit('exit', info);
     // A start in progress sees the exit through waitHealthy; stop() through terminate.
     if (run !== this.#run || run.stopRequested || !RUNNING.has(this.#state)) return;
@@ -388,8 +394,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#state = to;
     this.#since = new Date();
     const change: StateChange = { from, to, generation: this.#generation };
-    if (this.pid !== undefined) change.serverPid = this.pid;
-    this.#log.info({ event: 'server.state', ...change, ...extra }, 'server state');
+    if (this.pid !== undefined) change.pid = this.pid;
+    this.#log.info({ event: 'server.state', from, to, serverPid: change.pid, generation: change.generation, ...extra }, 'server state');
     if (from !== to) this.emit('state', change);
   }
 }

@@ -124,7 +124,7 @@ describe('Supervisor (real child processes)', () => {
     const who = await getJson(`http://127.0.0.1:${port}/cwd`);
     expect(who.cwd).toBe(fs.realpathSync(gen));
     expect(who.pid).toBe(sup.pid);
-    expect(sup.info()).toMatchObject({ state: 'healthy', serverPid: who.pid, generation: 1, restarts: 0 });
+    expect(sup.info()).toMatchObject({ state: 'healthy', pid: who.pid, generation: 1, restarts: 0 });
     const healthy = records.find((r) => r.event === 'server.state' && r.to === 'healthy')!;
     // lander's share: start() → spawned, plus "listening" line received → healthy; the rest is the stand-in booting.
     const spawned = records.find((r) => r.event === 'server.spawn')!;
@@ -152,7 +152,7 @@ describe('Supervisor (real child processes)', () => {
     const second = await getJson(`http://127.0.0.1:${port}/cwd`);
     expect(second.pid).not.toBe(first.pid);
     expect(second.cwd).toBe(fs.realpathSync(path.join(root, 'generations', '2')));
-    expect(sup.info()).toMatchObject({ state: 'healthy', generation: 2, serverPid: second.pid });
+    expect(sup.info()).toMatchObject({ state: 'healthy', generation: 2, pid: second.pid });
     expect(gone(first.pid)).toBe(true);
   });
 
@@ -170,7 +170,7 @@ describe('Supervisor (real child processes)', () => {
     expect(sup.state).toBe('failed');
     expect(sup.info().lastError).toMatch(/healthy/);
     expect(exits).toHaveLength(1);
-    expect(gone(exits[0]!.serverPid)).toBe(true);
+    expect(gone(exits[0]!.pid)).toBe(true);
   });
 
   it('rejects with ERR_SERVER_EXITED when the server dies during start', async () => {
@@ -195,7 +195,7 @@ describe('Supervisor (real child processes)', () => {
     await sup.stop();
     await expect(first).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     expect(sup.state).toBe('stopped');
-    expect(exits).toMatchObject([{ serverPid: pid, expected: true, clean: true }]);
+    expect(exits).toMatchObject([{ pid, expected: true, clean: true }]);
     expect(gone(pid)).toBe(true);
   });
 
@@ -278,7 +278,7 @@ describe('Supervisor (real child processes)', () => {
     expect(exits).toHaveLength(3);
     await new Promise((r) => setTimeout(r, 300));
     expect(exits).toHaveLength(3); // no restart scheduled after failed
-    expect(exits.every((e) => gone(e.serverPid))).toBe(true);
+    expect(exits.every((e) => gone(e.pid))).toBe(true);
   });
 
   it('turns unhealthy after failed liveness probes, without restarting', async () => {
