@@ -127,3 +127,10 @@ export function hasCode(err: unknown, code: string): boolean {
   }
   return false;
 }
+
+/** A release manifest is malformed, expired or went backwards; `data.issues` name each field path. */
+export class ManifestError extends LanderError {
+  constructor(message: string, options: { cause?: unknown; data?: ErrorData } = {}) {
+    super('ERR_MANIFEST', message, options);
+  }
+}
