@@ -47,12 +47,16 @@ const urlTemplate = z.string().min(1).superRefine((v, ctx) => {
   }
 });
 
-const componentName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A component name; also a folder name in the store. Shared with src/manifest.ts. */
+export const COMPONENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A version; also part of a store folder name, so no `/` or leading dot. Shared with src/manifest.ts. */
+export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+const componentName = COMPONENT_NAME;
 
 const componentSchema = z
   .object({
     /** Desired version; expands `{version}` in `url`. Optional when a manifest supplies it. */
-    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'Expected a version of letters, digits and . _ + -').optional(),
+    version: z.string().regex(VERSION_PATTERN, 'Expected a version of letters, digits and . _ + -').optional(),
     /** Archive URL, or several mirrors tried in order. Optional when a manifest supplies it. */
     url: z.union([urlTemplate, z.array(urlTemplate).min(1)]).optional(),
     /** Pinned SHA-256 of the archive. */
