@@ -1,0 +1,110 @@
+/**
+ * One install, in a fresh process, so its peak RSS is its own:
+ * `node dist/bench/install-child.js '<json Job>'`. Prints one JSON line
+ * (ChildResult) on stdout.
+ *
+ * Variants:
+ * - `lander`: runInstallWorker from the main thread (the real path);
+ * - `main-thread`: the same one-pass pipeline run on the main thread;
+ * - `three-pass`: download to a file, hash the file, extract the file, with
+ *   the same runtime and libraries (http, crypto, zlib, tar-stream);
+ * - `idle`: nothing; the runtime's own RSS, for reference.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, symlink } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+import { runInstallWorker } from '../src/install-worker-client.ts';
+import { runInstallPipeline } from '../src/archive/pipeline.ts';
+import type { InstallRequest } from '../workers/protocol.ts';
+
+export type NodeVariant = 'lander' | 'main-thread' | 'three-pass' | 'idle';
+
+export interface Job {
+  variant: NodeVariant;
+  url: string;
+  sha256: string;
+  /** Must not exist; the parent exists. */
+  dir: string;
+  /** Scratch file for `.part` / the three-pass download. */
+  scratch: string;
+}
+
+export interface ChildResult {
+  variant: NodeVariant;
+  /** From the start of the install to its end, inside this process. */
+  innerMs: number;
+  /** `process.resourceUsage().maxRSS`, KiB. */
+  maxRssKiB: number;
+  /** Event-loop delay beyond the 10 ms timer resolution, ms. */
+  eld: { p50: number; p99: number; max: number };
+  bytes?: number;
+}
+
+const RESOLUTION_MS = 10;
+
+export function request(job: Job): InstallRequest {
+  return {
+    type: 'install', jobId: 'bench', component: 'cuda-libs', version: 'bench', urls: [job.url], sha256: job.sha256,
+    partPath: job.scratch, stagingDir: job.dir,
+    download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000 },
+    limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
+    progressIntervalMs: 100,
+  };
+}
+
+async function threePass(job: Job): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    http.get(job.url, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+      pipeline(res, createWriteStream(job.scratch)).then(resolve, reject);
+    }).on('error', reject);
+  });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const c of createReadStream(job.scratch, { highWaterMark: 1 << 20 })) {
+    hash.update(c as Buffer);
+    bytes += (c as Buffer).length;
+  }
+  if (hash.digest('hex') !== job.sha256) throw new Error('digest mismatch');
+  await mkdir(job.dir);
+  const x = tar.extract();
+  x.on('entry', (h, stream, next) => {
+    const abs = path.join(job.dir, h.name);
+    const done = (p: Promise<unknown>) => p.then(() => next(), next);
+    if (h.type === 'directory') { stream.resume(); done(mkdir(abs, { recursive: true })); }
+    else if (h.type === 'symlink') { stream.resume(); done(mkdir(path.dirname(abs), { recursive: true }).then(() => symlink(h.linkname!, abs))); }
+    else done(mkdir(path.dirname(abs), { recursive: true }).then(() => pipeline(stream, createWriteStream(abs, { mode: h.mode }))));
+  });
+  await pipeline(createReadStream(job.scratch, { highWaterMark: 1 << 20 }), createGunzip({ chunkSize: 256 * 1024 }), x);
+  return bytes;
+}
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.argv[2]!) as Job;
+  const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  h.enable();
+  const t0 = performance.now();
+  let bytes: number | undefined;
+  switch (job.variant) {
+    case 'lander': bytes = (await runInstallWorker(request(job))).bytes; break;
+    case 'main-thread': bytes = (await runInstallPipeline(request(job), { signal: new AbortController().signal, post: () => {} })).bytes; break;
+    case 'three-pass': bytes = await threePass(job); break;
+    case 'idle': await new Promise((r) => setTimeout(r, 200)); break;
+  }
+  const innerMs = performance.now() - t0;
+  h.disable();
+  const excess = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
+  const out: ChildResult = {
+    variant: job.variant, innerMs, maxRssKiB: process.resourceUsage().maxRSS,
+    eld: { p50: excess(h.percentile(50)), p99: excess(h.percentile(99)), max: excess(h.max) }, bytes,
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+await main();

@@ -1,0 +1,141 @@
+/**
+ * Install benchmark: lander's one-pass worker install of the cuda-libs
+ * archive against a three-pass install in the same runtime, the same pass on
+ * the main thread, and shell pipelines (curl | tee >(openssl) | pigz | tar;
+ * curl | tar -xz), all from the same local HTTP server, interleaved, each
+ * run in its own fresh process and folder.
+ *
+ * `node dist/bench/install.js` runs it alone at BENCH_SCALE (MB, default 1024).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixture, OUT, type Fixture } from './fixture.ts';
+import type { ChildResult, Job, NodeVariant } from './install-child.ts';
+import { serveDir } from './serve.ts';
+import { pairedRatio, ratioText, summary } from './stats.ts';
+
+export type Variant = NodeVariant | 'shell-verify' | 'shell-plain';
+
+export interface RunResult {
+  variant: Variant;
+  /** Spawn to exit, seen from this process: the same clock for every variant. */
+  wallMs: number;
+  /** Peak RSS, KiB: the node process's own, or the sum over the shell pipeline's processes. */
+  rssKiB: number | undefined;
+  innerMs?: number;
+  eld?: ChildResult['eld'];
+}
+
+const TIME = '/usr/bin/time';
+const CHILD = fileURLToPath(new URL('./install-child.js', import.meta.url));
+export const WORK = path.join(OUT, 'work');
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c; });
+    child.stderr.on('data', (c: Buffer) => { stderr += c; });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
+  });
+}
+
+const SHELL: Record<'shell-verify' | 'shell-plain', string> = {
+  'shell-verify': 'set -o pipefail; $T curl -sf "$URL" | $T tee >($T openssl dgst -sha256 -r > "$SUM") | $T pigz -dc | $T tar -x -C "$DIR"; rc=$?; wait $!; exit $rc',
+  'shell-plain': 'set -o pipefail; $T curl -sf "$URL" | $T tar -xz -C "$DIR"',
+};
+
+/** One install of `fx` by `variant` into a fresh folder; removes it and syncs afterwards (untimed). */
+export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: string): Promise<RunResult> {
+  const dir = path.join(WORK, `x-${tag}`);
+  const scratch = path.join(WORK, `scratch-${tag}`);
+  const rssFile = path.join(WORK, `rss-${tag}`);
+  const sumFile = path.join(WORK, `sum-${tag}`);
+  await mkdir(WORK, { recursive: true });
+  try {
+    if (variant === 'shell-verify' || variant === 'shell-plain') {
+      await mkdir(dir);
+      const T = existsSync(TIME) ? `${TIME} -f %M -a -o ${rssFile}` : '';
+      const r = await run('bash', ['-c', SHELL[variant]], { T, URL: url, DIR: dir, SUM: sumFile });
+      if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
+      if (variant === 'shell-verify') {
+        const sum = (await readFile(sumFile, 'utf8')).split(' ')[0];
+        if (sum !== fx.sha256) throw new Error(`${variant}: digest ${sum}, expected ${fx.sha256}`);
+      }
+      const rssKiB = T ? (await readFile(rssFile, 'utf8')).split('\n').filter(Boolean).reduce((a, l) => a + Number(l), 0) : undefined;
+      return { variant, wallMs: r.ms, rssKiB };
+    }
+    const job: Job = { variant, url, sha256: fx.sha256, dir, scratch };
+    const r = await run(process.execPath, [CHILD, JSON.stringify(job)]);
+    if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
+    const c = JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+    if (variant !== 'idle' && c.bytes !== fx.bytes) throw new Error(`${variant}: ${c.bytes} bytes, expected ${fx.bytes}`);
+    return { variant, wallMs: r.ms, innerMs: c.innerMs, rssKiB: c.maxRssKiB, eld: c.eld };
+  } finally {
+    for (const p of [dir, scratch, `${scratch}.json`, rssFile, sumFile]) await rm(p, { recursive: true, force: true });
+    spawnSync('sync');
+  }
+}
+
+/**
+ * Runs every variant `reps` times, interleaved (A B C, B C A, ...), so
+ * drift from other load on the machine spreads over all of them.
+ */
+export async function interleave(variants: readonly Variant[], reps: number, once: (v: Variant, rep: number) => Promise<RunResult>): Promise<Map<Variant, RunResult[]>> {
+  const out = new Map<Variant, RunResult[]>(variants.map((v) => [v, []]));
+  for (let rep = 0; rep < reps; rep++) {
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[(i + rep) % variants.length]!;
+      const r = await once(v, rep);
+      out.get(v)!.push(r);
+      process.stderr.write(`  ${v} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${r.rssKiB === undefined ? '?' : (r.rssKiB / 1024).toFixed(0)} MiB${r.eld ? `, eld p99 ${r.eld.p99.toFixed(1)} max ${r.eld.max.toFixed(1)} ms` : ''}\n`);
+    }
+  }
+  return out;
+}
+
+export const INSTALL_VARIANTS: Variant[] = ['lander', 'three-pass', 'shell-verify', 'shell-plain', 'main-thread', 'idle'];
+
+export async function installBench(fx: Fixture, url: string, reps: number, variants = INSTALL_VARIANTS): Promise<Map<Variant, RunResult[]>> {
+  return interleave(variants, reps, (v, rep) => runOnce(v, fx, url, `${v}-${rep}`));
+}
+
+/** Lander only, at two archive sizes, interleaved: peak RSS should not depend on size. */
+export async function rssFlatBench(small: Fixture, smallUrl: string, large: Fixture, largeUrl: string, reps: number): Promise<{ small: RunResult[]; large: RunResult[] }> {
+  const small_: RunResult[] = [];
+  const large_: RunResult[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 ? [true, false] : [false, true];
+    for (const isLarge of order) {
+      const r = await runOnce('lander', isLarge ? large : small, isLarge ? largeUrl : smallUrl, `rss-${isLarge ? 'L' : 'S'}-${rep}`);
+      (isLarge ? large_ : small_).push(r);
+      process.stderr.write(`  lander ${isLarge ? 'large' : 'small'} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB\n`);
+    }
+  }
+  return { small: small_, large: large_ };
+}
+
+export const wall = (rs: RunResult[]) => rs.map((r) => r.wallMs / 1000);
+export const rssMiB = (rs: RunResult[]) => rs.map((r) => (r.rssKiB ?? NaN) / 1024);
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const mb = Number(process.env.BENCH_SCALE ?? 1024);
+  const reps = Number(process.env.BENCH_REPS ?? 3);
+  const fx = await fixture('cuda-libs', mb);
+  const srv = await serveDir(path.dirname(fx.file), WORK);
+  try {
+    const res = await installBench(fx, srv.url(fx.file), reps);
+    const l = res.get('lander')!;
+    for (const [v, rs] of res) {
+      console.log(`${v}: wall ${summary(wall(rs), 2)} s, rss ${summary(rssMiB(rs))} MiB, lander/this ${ratioText(pairedRatio(wall(l), wall(rs)))}`);
+    }
+  } finally {
+    await srv.close();
+  }
+}
