@@ -1,6 +1,7 @@
 /**
  * A real HTTP server on 127.0.0.1:0 for download tests: serves buffers or
- * files with Range, ETag and Last-Modified, and misbehaves on request per
+ * files with Range, ETag and Last-Modified (and 304 for If-None-Match /
+ * If-Modified-Since), and misbehaves on request per
  * path (cut or stall the body, ignore Range, lie in Content-Range, answer
  * 429/503 with Retry-After, redirect, 404). Counts requests and body bytes
  * sent per path, so a test can prove bytes were not downloaded twice.
@@ -51,6 +52,10 @@ export interface PathStats {
   ranges: (string | undefined)[];
   /** The If-Range header of each request. */
   ifRanges: (string | undefined)[];
+  /** The If-None-Match header of each request. */
+  ifNoneMatches: (string | undefined)[];
+  /** Requests answered 304 Not Modified. */
+  notModified: number;
 }
 
 export interface ServeOptions {
@@ -91,7 +96,7 @@ export async function startTestServer(): Promise<TestServer> {
 
   const statsFor = (p: string) => {
     let s = stats.get(p);
-    if (!s) stats.set(p, (s = { requests: 0, bytesSent: 0, ranges: [], ifRanges: [] }));
+    if (!s) stats.set(p, (s = { requests: 0, bytesSent: 0, ranges: [], ifRanges: [], ifNoneMatches: [], notModified: 0 }));
     return s;
   };
   const nextFault = (p: string): Misbehaviour | undefined => {
@@ -109,6 +114,7 @@ export async function startTestServer(): Promise<TestServer> {
     st.requests++;
     st.ranges.push(req.headers.range);
     st.ifRanges.push(req.headers['if-range'] as string | undefined);
+    st.ifNoneMatches.push(req.headers['if-none-match']);
     if (p.startsWith('/_signed/')) {
       const s = signed.get(p);
       if (!s || s.used) { res.writeHead(403).end(); return; }
@@ -133,6 +139,17 @@ export async function startTestServer(): Promise<TestServer> {
     }
     const f = files.get(p);
     if (!f) { res.writeHead(404).end(); return; }
+    // Conditional GET (RFC 9110 13.2.2): If-None-Match decides when present, else If-Modified-Since.
+    const inm = req.headers['if-none-match'];
+    const ims = req.headers['if-modified-since'];
+    const fresh = inm !== undefined
+      ? f.etag !== undefined && inm.split(',').some((t) => t.trim() === f.etag || t.trim() === '*')
+      : ims !== undefined && f.lastModified !== undefined && Date.parse(f.lastModified) <= Date.parse(ims);
+    if (fresh && !fault) {
+      st.notModified++;
+      res.writeHead(304, { ...(f.etag ? { etag: f.etag } : {}), ...(f.lastModified ? { 'last-modified': f.lastModified } : {}) }).end();
+      return;
+    }
     const size = f.body.length;
     const headers: Record<string, string> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     if (f.etag) headers.etag = f.etag;
