@@ -43,6 +43,8 @@ export interface ChildResult {
   maxRssKiB: number;
   /** Event-loop delay beyond the 10 ms timer resolution, ms. */
   eld: { p50: number; p99: number; max: number };
+  /** User + system CPU of the whole process (all threads), ms: less sensitive to other load than wall time. */
+  cpuMs: number;
   bytes?: number;
 }
 
@@ -100,8 +102,9 @@ async function main(): Promise<void> {
   const innerMs = performance.now() - t0;
   h.disable();
   const excess = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
+  const ru = process.resourceUsage();
   const out: ChildResult = {
-    variant: job.variant, innerMs, maxRssKiB: process.resourceUsage().maxRSS,
+    variant: job.variant, innerMs, maxRssKiB: ru.maxRSS, cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000,
     eld: { p50: excess(h.percentile(50)), p99: excess(h.percentile(99)), max: excess(h.max) }, bytes,
   };
   process.stdout.write(JSON.stringify(out) + '\n');

@@ -25,6 +25,8 @@ export interface RunResult {
   wallMs: number;
   /** Peak RSS, KiB: the node process's own, or the sum over the shell pipeline's processes. */
   rssKiB: number | undefined;
+  /** User + system CPU, ms, summed over the processes. */
+  cpuMs: number | undefined;
   innerMs?: number;
   eld?: ChildResult['eld'];
 }
@@ -61,22 +63,24 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
   try {
     if (variant === 'shell-verify' || variant === 'shell-plain') {
       await mkdir(dir);
-      const T = existsSync(TIME) ? `${TIME} -f %M -a -o ${rssFile}` : '';
+      const T = existsSync(TIME) ? `${TIME} -f %M,%U,%S -a -o ${rssFile}` : '';
       const r = await run('bash', ['-c', SHELL[variant]], { T, URL: url, DIR: dir, SUM: sumFile });
       if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
       if (variant === 'shell-verify') {
         const sum = (await readFile(sumFile, 'utf8')).split(' ')[0];
         if (sum !== fx.sha256) throw new Error(`${variant}: digest ${sum}, expected ${fx.sha256}`);
       }
-      const rssKiB = T ? (await readFile(rssFile, 'utf8')).split('\n').filter(Boolean).reduce((a, l) => a + Number(l), 0) : undefined;
-      return { variant, wallMs: r.ms, rssKiB };
+      const rows = T ? (await readFile(rssFile, 'utf8')).split('\n').filter(Boolean).map((l) => l.split(',').map(Number)) : undefined;
+      const rssKiB = rows?.reduce((a, [m]) => a + m!, 0);
+      const cpuMs = rows?.reduce((a, [, u, s]) => a + (u! + s!) * 1000, 0);
+      return { variant, wallMs: r.ms, rssKiB, cpuMs };
     }
     const job: Job = { variant, url, sha256: fx.sha256, dir, scratch };
     const r = await run(process.execPath, [CHILD, JSON.stringify(job)]);
     if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
     const c = JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
     if (variant !== 'idle' && c.bytes !== fx.bytes) throw new Error(`${variant}: ${c.bytes} bytes, expected ${fx.bytes}`);
-    return { variant, wallMs: r.ms, innerMs: c.innerMs, rssKiB: c.maxRssKiB, eld: c.eld };
+    return { variant, wallMs: r.ms, cpuMs: c.cpuMs, innerMs: c.innerMs, rssKiB: c.maxRssKiB, eld: c.eld };
   } finally {
     for (const p of [dir, scratch, `${scratch}.json`, rssFile, sumFile]) await rm(p, { recursive: true, force: true });
     spawnSync('sync');
@@ -94,7 +98,7 @@ export async function interleave(variants: readonly Variant[], reps: number, onc
       const v = variants[(i + rep) % variants.length]!;
       const r = await once(v, rep);
       out.get(v)!.push(r);
-      process.stderr.write(`  ${v} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${r.rssKiB === undefined ? '?' : (r.rssKiB / 1024).toFixed(0)} MiB${r.eld ? `, eld p99 ${r.eld.p99.toFixed(1)} max ${r.eld.max.toFixed(1)} ms` : ''}\n`);
+      process.stderr.write(`  ${v} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${r.rssKiB === undefined ? '?' : (r.rssKiB / 1024).toFixed(0)} MiB, cpu ${r.cpuMs === undefined ? '?' : (r.cpuMs / 1000).toFixed(2)} s${r.eld ? `, eld p99 ${r.eld.p99.toFixed(1)} max ${r.eld.max.toFixed(1)} ms` : ''}\n`);
     }
   }
   return out;
