@@ -16,6 +16,8 @@ export interface Served {
   kind: 'nginx' | 'node';
   origin: string;
   url(file: string): string;
+  /** The same file through a bandwidth cap (nginx `limit_rate`), as from a real network; undefined without nginx. */
+  slowUrl?(file: string): string;
   close(): Promise<void>;
 }
 
@@ -32,8 +34,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Serves the files of `root` until close(). */
-export async function serveDir(root: string, workDir: string): Promise<Served> {
+/** Serves the files of `root` until close(); `rate` is nginx's limit_rate for slowUrl (bytes/s, k/m suffixes). */
+export async function serveDir(root: string, workDir: string, rate = '100m'): Promise<Served> {
   const port = await freePort();
   let child: ChildProcess;
   let kind: Served['kind'];
@@ -62,6 +64,10 @@ http {
   server {
     listen 127.0.0.1:${port};
     root ${root};
+    location /slow/ {
+      alias ${root}/;
+      limit_rate ${rate};
+    }
   }
 }
 `);
@@ -82,10 +88,12 @@ http {
     if (i > 100 || child.exitCode !== null) throw new Error(`Cannot start the ${kind} bench server on ${origin}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const rel = (file: string) => path.relative(root, file).split(path.sep).map(encodeURIComponent).join('/');
   return {
     kind,
     origin,
-    url: (file) => `${origin}/${path.relative(root, file).split(path.sep).map(encodeURIComponent).join('/')}`,
+    url: (file) => `${origin}/${rel(file)}`,
+    slowUrl: kind === 'nginx' ? (file) => `${origin}/slow/${rel(file)}` : undefined,
     close: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
