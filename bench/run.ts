@@ -44,7 +44,7 @@ try {
   log('peak RSS at two sizes (lander)');
   flat = await rssFlatBench(small, srv.url(small.file), large, srv.url(large.file), reps);
   if (srv.slowUrl) {
-    log(`through nginx limit_rate ${rate} (nginx limit_rate), ${small.bytes >> 20} MiB archive`);
+    log(`through nginx limit_rate ${rate}, ${small.bytes >> 20} MiB archive`);
     const url = srv.slowUrl(small.file);
     slow = await interleave(['lander', 'three-pass'], reps, (v, rep) => runOnce(v, small, url, `slow-${v}-${rep}`));
   }
@@ -81,7 +81,7 @@ const rows: string[][] = [
   ['install wall time, s', s2(wall(L)), `curl \\| tar -xz (no verify) ${s2(wall(get('shell-plain')))}`, ratioText(rSP), '—', ''],
   ['install wall time, s', s2(wall(L)), `same pipeline on the main thread ${s2(wall(get('main-thread')))}`, ratioText(rMT), '—', ''],
   ['install CPU (user+sys, all threads), s', s2(cpu(L)), `three-pass ${s2(cpu(get('three-pass')))}; shell verify ${s2(cpu(get('shell-verify')))}`, `${ratioText(pairedRatio(cpu(L), cpu(get('three-pass'))))}; ${ratioText(pairedRatio(cpu(L), cpu(get('shell-verify'))))}`, '—', ''],
-  ...(slow ? [[`install wall time through nginx `limit_rate ${rate}` (a real network), ${mib(small.bytes)} MiB, s`, s2(wall(slow.get('lander')!)), `three-pass ${s2(wall(slow.get('three-pass')!))}`, ratioText(pairedRatio(wall(slow.get('lander')!), wall(slow.get('three-pass')!))), '≤ 0.70×', yes(pairedRatio(wall(slow.get('lander')!), wall(slow.get('three-pass')!)).median <= 0.7)]] : []),
+  ...(slow ? [[`install wall time through nginx limit_rate ${rate} (a real network), ${mib(small.bytes)} MiB, s`, s2(wall(slow.get('lander')!)), `three-pass ${s2(wall(slow.get('three-pass')!))}`, ratioText(pairedRatio(wall(slow.get('lander')!), wall(slow.get('three-pass')!))), '≤ 0.70×', yes(pairedRatio(wall(slow.get('lander')!), wall(slow.get('three-pass')!)).median <= 0.7)]] : []),
   ['main-thread event-loop delay p50 / p99 / max, ms (beyond the 10 ms resolution; max = worst run)', `${median(eld(L, 'p50')).toFixed(1)} / ${lp99.toFixed(1)} / ${lmax.toFixed(1)}`, `pipeline on the main thread: ${median(eld(get('main-thread'), 'p50')).toFixed(1)} / ${median(eld(get('main-thread'), 'p99')).toFixed(1)} / ${worst(eld(get('main-thread'), 'max')).toFixed(1)}`, '—', 'p99 < 10, max < 50', yes(lp99 < 10 && lmax < 50)],
   ['peak RSS, MiB (maxRSS of a fresh process)', summary(landerRss), `three-pass ${summary(rssMiB(get('three-pass')))}; main-thread ${summary(rssMiB(get('main-thread')))}; idle node ${summary(rssMiB(get('idle')))}; shell verify (sum of its processes) ${summary(rssMiB(get('shell-verify')))}`, '—', '< 150', yes(Math.max(...landerRss) < 150)],
   [`peak RSS at ${mib(large.bytes)} vs ${mib(small.bytes)} MiB archives, MiB`, summary(rssMiB(flat.large)), `lander at ${mib(small.bytes)} MiB: ${summary(rssMiB(flat.small))}`, ratioText(flatRatio), 'flat (≤ 1.10×)', yes(flatRatio.median <= 1.1)],
