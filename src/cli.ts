@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util';
 import { configPathFrom } from './config-file.ts';
 import { createLogger, type Logger } from './log.ts';
 import { installCommand } from './commands/install.ts';
-import { runCommand } from './commands/run.ts';
-import { formatStoreStatus, readStoreStatus } from './commands/status-offline.ts';
+import { statusCommand } from './commands/status.ts';
+import { controlCommand } from './commands/control.ts';
 import { LanderError } from './errors.ts';
 
 const HELP = `lander: keeps a GPU server's components current and runs the server
@@ -15,13 +15,20 @@ const HELP = `lander: keeps a GPU server's components current and runs the serve
 Usage:
   lander install [--config FILE]          install every component at its desired version, then exit
   lander run     [--config FILE]          install what is missing, then run and supervise the server
-  lander status  [--config FILE] [--json] installed versions, generations, disk use
+  lander status  [--config FILE] [--json] [--watch]
+                                          the daemon's status (live with --watch), or the store on disk
+  lander check   [--config FILE]          ask the daemon to re-read its config, poll the manifest, reconcile
+  lander restart [--config FILE]          ask the daemon to restart the server on the current generation
+  lander rollback [--config FILE]         ask the daemon to swap back to the previous good generation
   lander help
 
 Options:
   --config FILE     config file (default: $LANDER_CONFIG or /etc/lander/lander.json)
   --log-level LVL   fatal|error|warn|info|debug|trace|silent
   --json            machine-readable output
+  --watch           with status: follow the daemon's events until Ctrl-C
+
+Exit codes: 0 ok, 1 failed, 2 bad usage or config, 3 no daemon running (check, restart, rollback)
 `;
 
 export interface CliIo {
@@ -39,6 +46,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       options: {
         config: { type: 'string', short: 'c' },
         json: { type: 'boolean', default: false },
+        watch: { type: 'boolean', short: 'w', default: false },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -62,13 +70,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     switch (command) {
       case 'install':
         return await installCommand({ configPath, log, stderr: io.stderr, ...(tty ? { tty } : {}) });
-      case 'run':
+      case 'run': {
+        // Loaded on demand: status, check, restart and rollback need none of the daemon's modules.
+        const { runCommand } = await import('./commands/run.ts');
         return await runCommand({ configPath, log: io.log ?? createLogger(values['log-level'] ? { level: values['log-level'] } : {}) });
-      case 'status': {
-        const s = await readStoreStatus(configPath, log);
-        io.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : formatStoreStatus(s));
-        return 0;
       }
+      case 'status':
+        return await statusCommand({ configPath, log, stdout: io.stdout, stderr: io.stderr, json: values.json, watch: values.watch, ...(io.stdout.isTTY ? { tty: io.stdout } : {}) });
+      case 'check':
+      case 'restart':
+      case 'rollback':
+        return await controlCommand(command, { configPath, stdout: io.stdout, stderr: io.stderr, json: values.json });
       default:
         io.stderr.write(`lander: unknown command "${command}"\n\n${HELP}`);
         return 2;

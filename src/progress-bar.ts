@@ -41,9 +41,23 @@ export class ProgressBars {
     this.draw();
   }
 
+  /** Writes a line above the bars (an event, a message) and redraws the bars below it. */
+  print(line: string): void {
+    const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A\x1b[J` : '';
+    this.#out.write(`${up}\r\x1b[2K${line}\n`);
+    this.#drawn = 0;
+    if (this.#bars.size > 0) this.draw();
+  }
+
+  /** Forgets a bar (its component finished); it disappears at the next draw. */
+  remove(key: string): void {
+    this.#bars.delete(key);
+  }
+
   draw(): void {
     const lines = [...this.#bars.values()].map((b) => renderBar(b));
-    const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : '';
+    // Clear to the end of the screen too: a removed bar must not leave its old line behind.
+    const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A\x1b[J` : '';
     this.#out.write(up + lines.map((l) => `\r\x1b[2K${l}\n`).join(''));
     this.#drawn = lines.length;
   }

@@ -31,7 +31,14 @@ export function landerArgv(args: string[]): { cmd: string; argv: string[] } {
 }
 
 export function parseLogs(text: string): LogRecord[] {
-  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogRecord);
+  // Only log records: a command's own output (e.g. pretty-printed JSON) may also start with '{'.
+  return text.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as LogRecord];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Starts lander; the caller waits with `finished()`. */
