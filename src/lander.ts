@@ -16,6 +16,7 @@ import type { Generation } from './state.ts';
 import type { Store } from './store.ts';
 import { Supervisor } from './supervisor.ts';
 import { waitForIdle } from './idle-gate.ts';
+import { clearServerRecord, reapOrphanServer, recordServer } from './orphan-server.ts';
 import type { ProgressEvent } from '../workers/protocol.ts';
 
 export interface LanderEvents {
@@ -34,6 +35,8 @@ export class Lander extends EventEmitter<LanderEvents> {
   supervisor: Supervisor | undefined;
   #landing: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  #recording: Promise<unknown> = Promise.resolve();
+  #recordedPid: number | undefined;
   /** Counts reconciles; only the newest may land. */
   #epoch = 0;
   readonly #abort = new AbortController();
@@ -50,6 +53,20 @@ export class Lander extends EventEmitter<LanderEvents> {
 
   #makeSupervisor(config: Config): void {
     this.supervisor = new Supervisor({ server: config.server!, log: this.log });
+    // Remember the running group so a lander that dies without stopping it lets the next one clean up.
+    this.supervisor.on('state', (c) => {
+      const root = this.store.root;
+      let write: (() => Promise<void>) | undefined;
+      if (c.to === 'stopped' || c.to === 'failed') {
+        this.#recordedPid = undefined;
+        write = () => clearServerRecord(root);
+      } else if (c.pid !== undefined && c.pid !== this.#recordedPid) {
+        const rec = { pid: c.pid, generation: c.generation ?? '?', startedAt: new Date().toISOString() };
+        this.#recordedPid = c.pid;
+        write = () => recordServer(root, rec);
+      }
+      if (write) this.#recording = this.#recording.then(write).catch((err) => this.log.warn({ event: 'server.record-failed', err }, 'cannot write server.json'));
+    });
     this.supervisor.on('crash-loop', () => {
       void this.#serial(() => this.#onCrashLoop()).catch((err) => this.#recordError(err));
     });
@@ -57,6 +74,7 @@ export class Lander extends EventEmitter<LanderEvents> {
 
   /** Starts the server from `current`, if there is one and a server is configured. */
   async startServer(): Promise<void> {
+    if (this.supervisor) await reapOrphanServer(this.store.root, this.log, this.config.server!.stop.timeout);
     const g = this.store.current();
     if (!this.supervisor || !g) return;
     await this.#serial(async () => {
@@ -118,7 +136,9 @@ export class Lander extends EventEmitter<LanderEvents> {
       if (from !== g.id) await this.store.swap(g.id);
       if (!sup || sup.state === 'healthy') await this.store.setStatus(g.id, 'good');
       await this.#gc();
-      this.emit('landed', { generation: g.id, from, restarted: false, durationMs: performance.now() - t0 });
+      const durationMs = performance.now() - t0;
+      this.log.info({ event: 'generation.landed', generation: g.id, from, restarted: false, durationMs: Math.round(durationMs) }, 'new generation is current');
+      this.emit('landed', { generation: g.id, from, restarted: false, durationMs });
       return;
     }
     const idle = this.config.server?.restart.idle;
@@ -137,7 +157,7 @@ export class Lander extends EventEmitter<LanderEvents> {
     await this.store.setStatus(g.id, 'good');
     await this.#gc();
     const durationMs = performance.now() - t0;
-    this.log.info({ event: 'generation.landed', generation: g.id, from, durationMs: Math.round(durationMs) }, 'new generation is live and healthy');
+    this.log.info({ event: 'generation.landed', generation: g.id, from, restarted: true, durationMs: Math.round(durationMs) }, 'new generation is live and healthy');
     this.emit('landed', { generation: g.id, from, restarted: true, durationMs });
   }
 
@@ -226,5 +246,6 @@ export class Lander extends EventEmitter<LanderEvents> {
     this.queue.abortAll();
     await this.queue.idle().catch(() => undefined);
     await this.supervisor?.stop();
+    await this.#recording;
   }
 }

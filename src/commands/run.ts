@@ -1,11 +1,11 @@
 /**
- * `lander run`: install what is missing, land it, then supervise the server
- * until SIGTERM or SIGINT (stop it gracefully, exit 0).
+ * `lander run`: the daemon. Installs what is missing, lands it, supervises
+ * the server, watches the config and manifest, serves the status API; SIGHUP
+ * reloads the config; SIGTERM or SIGINT stops the server gracefully, leaves
+ * downloads resumable, releases the lock and exits 0.
  */
-import { loadConfigFile } from '../config-file.ts';
-import { Lander } from '../lander.ts';
+import { Daemon } from '../daemon.ts';
 import type { Logger } from '../log.ts';
-import { Store } from '../store.ts';
 
 export interface RunCommandOptions {
   configPath: string;
@@ -27,23 +27,16 @@ export function firstSignal(signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): 
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const { log } = opts;
   const until = opts.until ?? firstSignal();
-  const config = await loadConfigFile(opts.configPath);
-  const store = await Store.open(config.root, log);
-  const lander = new Lander({ config, store, log });
-  log.info({ event: 'daemon.start', root: config.root, config: opts.configPath, components: Object.fromEntries(Object.entries(config.components).map(([n, c]) => [n, c.version ?? '(manifest)'])) }, 'lander running');
-  let stopping = false;
-  const work = (async () => {
-    await lander.startServer();
-    if (stopping) return;
-    const r = await lander.reconcile();
-    if (r.errors.length > 0) log.warn({ event: 'reconcile.incomplete', errors: r.errors.length }, 'some components could not be installed; the server keeps running on the current generation');
-  })().catch((err) => log.error({ event: 'reconcile.failed', err }, (err as Error).message));
+  const daemon = await Daemon.start({ configPath: opts.configPath, log });
+  const onHup = () => {
+    log.info({ event: 'config.reload', reason: 'SIGHUP' }, 'reloading the config');
+    void daemon.reload();
+  };
+  process.on('SIGHUP', onHup);
   const signal = await until;
-  stopping = true;
+  process.off('SIGHUP', onHup);
   log.info({ event: 'daemon.stop', signal }, 'stopping');
-  await lander.shutdown();
-  await work;
-  await store.close();
+  await daemon.stop();
   log.info({ event: 'daemon.stopped' }, 'stopped');
   return 0;
 }

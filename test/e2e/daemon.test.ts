@@ -1,0 +1,315 @@
+/**
+ * `lander run` as a daemon, end to end: a real child process, a real HTTP
+ * server on 127.0.0.1 serving archives built here, the stand-in GPU server,
+ * real config edits, real signals, the status API over its unix socket and TCP.
+ */
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/http-server.ts';
+import { makeCoreTree, makeCudaTree, publish, releaseConfig, type PublishedAsset } from '../helpers/release.ts';
+import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';
+import { request } from '../helpers/raw-http.ts';
+import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
+import { ApiClient } from '../../src/api-client.ts';
+import type { DaemonEvent } from '../../src/daemon-model.ts';
+
+let server: TestServer;
+let work: string;
+const cores: Record<string, PublishedAsset> = {};
+let bigCuda: PublishedAsset;
+const daemons: DaemonProc[] = [];
+
+beforeAll(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(path.join(os.tmpdir(), 'lander-e2e-d-'));
+  for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.3.0']) {
+    const dir = path.join(work, `src-core-${v}`);
+    await makeCoreTree(dir, v, { smallFiles: 20 });
+    cores[v] = await publish(server, v, 'voicebox-server-cuda.tar.gz', dir);
+  }
+  const small = path.join(work, 'src-cuda');
+  await makeCudaTree(small, { libBytes: 128 * 1024, libs: 2 });
+  await publish(server, 'libs', 'cuda-libs-cu128-v1.tar.gz', small);
+  const big = path.join(work, 'src-cuda-big');
+  await makeCudaTree(big, { libBytes: 8 * 1024 * 1024, libs: 4 });
+  bigCuda = await publish(server, 'libs', 'cuda-libs-cu128-v2.tar.gz', big);
+});
+
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop('SIGTERM');
+});
+
+afterAll(async () => {
+  await server?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Setup {
+  root: string;
+  configPath: string;
+  port: number;
+  /** Rewrites the config the way an editor does: a temp file renamed over it. */
+  save(v: { core: string; cuda?: string }, extra?: Record<string, unknown>): Promise<void>;
+  saveText(text: string): Promise<void>;
+  start(): DaemonProc;
+  api(): ApiClient;
+}
+
+async function setup(name: string, extra: Record<string, unknown> = {}): Promise<Setup> {
+  const dir = path.join(work, name);
+  const root = path.join(dir, 'root');
+  await mkdir(root, { recursive: true });
+  const configPath = path.join(dir, 'lander.json');
+  const port = await freePort();
+  const saveText = async (text: string) => {
+    const tmp = `${configPath}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, configPath);
+  };
+  const save = (v: { core: string; cuda?: string }, ex: Record<string, unknown> = extra) =>
+    saveText(
+      JSON.stringify(
+        releaseConfig(server, root, { server: v.core, cuda: v.cuda ?? 'cu128-v1', appTag: 'libs' }, {
+          download: { retries: 2, backoffInitial: '50ms', connectTimeout: '2s', idleTimeout: '3s' },
+          server: {
+            command: './voicebox-server-cuda',
+            args: ['--port', String(port)],
+            health: { url: `http://127.0.0.1:${port}/health`, json: { status: 'healthy' }, interval: '50ms', timeout: '10s' },
+            stop: { timeout: '3s' },
+          },
+          ...ex,
+        }),
+        null,
+        2,
+      ),
+    );
+  return {
+    root,
+    configPath,
+    port,
+    save,
+    saveText,
+    start() {
+      const d = startDaemon(configPath);
+      daemons.push(d);
+      return d;
+    },
+    api: () => new ApiClient({ socketPath: path.join(root, 'lander.sock'), root, configPath }),
+  };
+}
+
+async function whoami(port: number): Promise<{ cwd: string; pid: number }> {
+  const res = await fetch(`http://127.0.0.1:${port}/cwd`);
+  return (await res.json()) as { cwd: string; pid: number };
+}
+
+describe('lander run (daemon)', () => {
+  it('installs, serves, and lands a config edit with a restart on the new core', async () => {
+    const t = await setup('edit');
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 1);
+    const first = await whoami(t.port);
+    expect(first.cwd).toMatch(/generations\/1$/);
+
+    const mark = d.logs().length;
+    await t.save({ core: '1.1.0' });
+    await d.waitFor((r) => r.event === 'config.loaded', { since: mark });
+    await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark });
+    const second = await whoami(t.port);
+    expect(second.pid).not.toBe(first.pid);
+    expect(second.cwd).toMatch(/generations\/2$/);
+    expect(await readFile(path.join(second.cwd, '_internal/VERSION'), 'utf8')).toBe('1.1.0\n');
+    // cuda-libs was not fetched again.
+    expect(d.logs().filter((r) => r.event === 'install.verified' && r.component === 'cuda-libs')).toHaveLength(1);
+
+    const status = await t.api().getJson('/status') as { components: Record<string, { installed?: string; desired?: string }>; server: { state: string; pid: number } };
+    expect(status.components.server).toMatchObject({ installed: '1.1.0', desired: '1.1.0' });
+    expect(status.server).toMatchObject({ state: 'healthy', pid: second.pid });
+
+    const { code } = await d.stop('SIGTERM');
+    expect(code).toBe(0);
+    // The server went down with it.
+    await expect(fetch(`http://127.0.0.1:${t.port}/health`)).rejects.toThrow();
+    await expect(stat(path.join(t.root, 'lander.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('rejects invalid JSON and wrong types by path, keeps the last good config, then takes a valid edit', async () => {
+    const t = await setup('invalid');
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    const pid = (await whoami(t.port)).pid;
+
+    let mark = d.logs().length;
+    await t.saveText('{ "root": ');
+    const bad1 = await d.waitFor((r) => r.event === 'config.invalid', { since: mark });
+    expect(JSON.stringify(bad1.issues)).toMatch(/Invalid JSON/);
+
+    mark = d.logs().length;
+    await t.save({ core: '1.2.0' }, { keepGenerations: 'three', download: { retries: -1 } });
+    const bad2 = await d.waitFor((r) => r.event === 'config.invalid', { since: mark });
+    const paths = (bad2.issues as { path: string }[]).map((i) => i.path).sort();
+    expect(paths).toEqual(['download.retries', 'keepGenerations']);
+    // Nothing changed: no install of 1.2.0, same server process.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(d.logs().some((r) => r.event === 'download.start' && r.version === '1.2.0')).toBe(false);
+    expect((await whoami(t.port)).pid).toBe(pid);
+    const status = await t.api().getJson('/status') as { config: { lastInvalid?: { issues: { path: string }[] } } };
+    expect(status.config.lastInvalid?.issues.map((i) => i.path).sort()).toEqual(['download.retries', 'keepGenerations']);
+
+    mark = d.logs().length;
+    await t.save({ core: '1.2.0' });
+    await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark });
+    expect((await whoami(t.port)).cwd).toMatch(/generations\/2$/);
+  });
+
+  it('two quick edits: the first version\'s download is aborted, only the final one lands', async () => {
+    const t = await setup('quick');
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    // 1.1.0 stalls mid-body, so it is in flight when the next edit comes.
+    server.misbehave(cores['1.1.0']!.urlPath, { stallAfter: 1000, times: 1 });
+    let mark = d.logs().length;
+    await t.save({ core: '1.1.0' });
+    await d.waitFor((r) => r.event === 'download.start' && r.version === '1.1.0', { since: mark });
+    mark = d.logs().length;
+    await t.save({ core: '1.3.0' });
+    await d.waitFor((r) => r.event === 'install.aborted' && r.version === '1.1.0', { since: mark });
+    await d.waitFor((r) => r.event === 'generation.landed', { since: mark });
+    const status = await t.api().getJson('/status') as { current: number; generations: { components: Record<string, string> }[] };
+    expect(status.generations.map((g) => g.components.server)).toEqual(['1.0.0', '1.3.0']);
+    expect(await readFile(path.join((await whoami(t.port)).cwd, '_internal/VERSION'), 'utf8')).toBe('1.3.0\n');
+    expect(d.logs().some((r) => r.event === 'install.verified' && r.version === '1.1.0')).toBe(false);
+  });
+
+  it('follows a polled manifest: a new version installs, a 304 costs no download', async () => {
+    const t = await setup('manifest');
+    const manifestPath = '/manifests/stable.json';
+    const manifest = (v: string) => JSON.stringify({ schema: 1, components: { server: { version: v, url: cores[v]!.url, sha256: cores[v]!.sha256 } } });
+    server.serve(manifestPath, manifest('1.0.0'));
+    // The config pins cuda-libs and leaves the server to the manifest.
+    const cfg = releaseConfig(server, t.root, { server: 'x', cuda: 'cu128-v1', appTag: 'libs' }) as { components: Record<string, unknown> };
+    await t.saveText(JSON.stringify({
+      ...cfg,
+      components: { 'cuda-libs': cfg.components['cuda-libs'] },
+      manifest: { url: server.url(manifestPath), interval: '300ms', jitter: 0 },
+      download: { retries: 1, backoffInitial: '50ms' },
+    }));
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    const archiveRequests = server.stats(cores['1.0.0']!.urlPath).requests;
+    await expect.poll(() => server.stats(manifestPath).notModified ?? 0, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(server.stats(cores['1.0.0']!.urlPath).requests).toBe(archiveRequests);
+    expect(d.logs().filter((r) => r.event === 'generation.landed')).toHaveLength(1);
+
+    const mark = d.logs().length;
+    server.serve(manifestPath, manifest('1.1.0'));
+    await d.waitFor((r) => r.event === 'manifest.changed', { since: mark });
+    await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark });
+    const status = await t.api().getJson('/status') as { components: Record<string, { installed?: string }>; manifest?: { url: string } };
+    expect(status.components.server!.installed).toBe('1.1.0');
+    expect(status.manifest?.url).toBe(server.url(manifestPath));
+  });
+
+  it('streams progress over /events, serves /metrics and /status on the socket and on TCP with a token', async () => {
+    const tokenFile = path.join(work, 'token');
+    await writeFile(tokenFile, 'a-long-enough-secret-token-0123456789\n', { mode: 0o600 });
+    const tcpPort = await freePort();
+    const t = await setup('api', { api: { tcp: { port: tcpPort, tokenFile } } });
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+
+    const events: DaemonEvent[] = [];
+    const ac = new AbortController();
+    const stream = t.api().events((e) => events.push(e as DaemonEvent), ac.signal).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    // A big cuda-libs that stalls for a moment at half, so progress is visible over time.
+    server.misbehave(bigCuda.urlPath, { cutAfter: Math.floor(bigCuda.size / 2) });
+    await t.save({ core: '1.0.0', cuda: 'cu128-v2' });
+    await expect.poll(() => events.some((e) => e.type === 'landed'), { timeout: 30_000 }).toBe(true);
+    ac.abort();
+    await stream;
+    const progress = events.filter((e): e is Extract<DaemonEvent, { type: 'progress' }> => e.type === 'progress' && e.component === 'cuda-libs');
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress.at(-1)!.bytes).toBe(bigCuda.size);
+    expect(progress.some((e) => e.bytes < bigCuda.size / 2)).toBe(true);
+    expect(events.some((e) => e.type === 'server.state' && e.to === 'healthy')).toBe(true);
+
+    const metrics = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    const fams = parsePromText(metrics.body);
+    expect(sampleValue(fams, 'lander_download_bytes_total', { component: 'cuda-libs' })).toBeGreaterThanOrEqual(bigCuda.size);
+    expect(sampleValue(fams, 'lander_server_up')).toBe(1);
+    expect(sampleValue(fams, 'lander_component_info', { component: 'cuda-libs', version: 'cu128-v2' })).toBe(1);
+
+    const sockStatus = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/status');
+    expect(sockStatus.status).toBe(200);
+    expect((await stat(path.join(t.root, 'lander.sock'))).mode & 0o777).toBe(0o600);
+    expect((await request({ port: tcpPort }, 'GET', '/status')).status).toBe(401);
+    expect((await request({ port: tcpPort }, 'GET', '/status', { headers: { authorization: 'Bearer wrong-token-wrong-token-wrong' } })).status).toBe(401);
+    const ok = await request({ port: tcpPort }, 'GET', '/status', { headers: { authorization: 'Bearer a-long-enough-secret-token-0123456789' } });
+    expect(ok.status).toBe(200);
+    expect(ok.json().components['cuda-libs'].installed).toBe('cu128-v2');
+  });
+
+  it('SIGTERM mid-download exits 0; the next start resumes the download', async () => {
+    const t = await setup('sigterm');
+    await t.save({ core: '1.0.0', cuda: 'cu128-v2' });
+    server.misbehave(bigCuda.urlPath, { stallAfter: Math.floor(bigCuda.size / 2), times: 1 });
+    const sentBefore = server.stats(bigCuda.urlPath).bytesSent;
+    const d = t.start();
+    const part = path.join(t.root, 'downloads', `${bigCuda.sha256}.part`);
+    await expect.poll(async () => (await stat(part).catch(() => ({ size: 0 }))).size, { timeout: 20_000 }).toBeGreaterThanOrEqual(Math.floor(bigCuda.size / 2) - 1024 * 1024);
+    const t0 = performance.now();
+    const { code } = await d.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+    const partSize = (await stat(part)).size;
+    expect(partSize).toBeGreaterThan(0);
+
+    const d2 = t.start();
+    const resume = await d2.waitFor((r) => r.event === 'download.resume' && r.component === 'cuda-libs');
+    expect(resume).toMatchObject({ offset: partSize });
+    await d2.waitFor((r) => r.event === 'generation.landed');
+    const sent = server.stats(bigCuda.urlPath).bytesSent - sentBefore;
+    expect(sent).toBeLessThanOrEqual(bigCuda.size + 2 * 1024 * 1024);
+  });
+
+  it('a lander killed with SIGKILL leaves its server behind; the next one stops that orphan before starting its own', async () => {
+    const t = await setup('orphan');
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    const orphan = await whoami(t.port);
+    await d.stop('SIGKILL');
+    // The server survived its parent.
+    expect((await whoami(t.port)).pid).toBe(orphan.pid);
+
+    const d2 = t.start();
+    const reaped = await d2.waitFor((r) => r.event === 'server.orphan');
+    expect(reaped.serverPid).toBe(orphan.pid);
+    await d2.waitFor((r) => r.event === 'server.state' && r.to === 'healthy');
+    const now = await whoami(t.port);
+    expect(now.pid).not.toBe(orphan.pid);
+    // Gone, or a zombie waiting for a PID 1 that does not reap (as in this VM).
+    const state = await readFile(`/proc/${orphan.pid}/stat`, 'utf8').then((t) => t.slice(t.lastIndexOf(')') + 2, t.lastIndexOf(')') + 3), () => 'gone');
+    expect(['gone', 'Z', 'X']).toContain(state);
+  });
+});
