@@ -270,7 +270,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
           return;
         }
         if (!secure && !tokenMatches(req.headers.authorization, tokenHash!)) {
-          // Read nothing from an unauthenticated client: answer and close.
+          // Act on nothing an unauthenticated client sends: answer, discard the rest, close.
           lingerOnClose(req);
           sendError(res, 401, 'ERR_UNAUTHORIZED', 'Cannot serve this request: it needs "Authorization: Bearer <token>"', { 'www-authenticate': 'Bearer', connection: 'close' });
           return;

@@ -186,6 +186,27 @@ describe('status API on a unix socket', () => {
     await waitFor(() => control.listeners.size === before, 5000, 'unsubscribe');
   });
 
+  it('keeps an event stream open past the request timeout, and caps the number of streams', async () => {
+    const p = path.join(dir, 'streams.sock');
+    const a = await startApi({ control, socketPath: p, log: silentLogger(), headersTimeoutMs: 300, requestTimeoutMs: 500, maxEventStreams: 1, ssePingIntervalMs: 100 });
+    const ac = new AbortController();
+    const got: DaemonEvent[] = [];
+    try {
+      const done = new ApiClient({ socketPath: p }).events((e) => got.push(e), ac.signal);
+      await waitFor(() => a.stats().eventStreams === 1, 5000, 'stream');
+      const second = await request({ socketPath: p }, 'GET', '/events');
+      expect(second.status).toBe(503);
+      expect(second.json().error.code).toBe('ERR_TOO_MANY_STREAMS');
+      await new Promise((r) => setTimeout(r, 1500));
+      control.emit({ type: 'config', status: 'loaded' });
+      await waitFor(() => got.length === 1, 5000, 'event after the timeouts');
+      ac.abort();
+      await done;
+    } finally {
+      await a.close();
+    }
+  });
+
   it('does not buffer without bound for an SSE client that never reads', async () => {
     for (const ending of ['state event', 'pings'] as const) {
       const before = api.stats();
