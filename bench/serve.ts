@@ -17,7 +17,7 @@ export interface Served {
   origin: string;
   url(file: string): string;
   /** The same file through a bandwidth cap (nginx `limit_rate`), as from a real network; undefined without nginx. */
-  slowUrl?(file: string): string;
+  slowUrl?(file: string, rate: string): string;
   close(): Promise<void>;
 }
 
@@ -34,8 +34,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Serves the files of `root` until close(); `rate` is nginx's limit_rate for slowUrl (bytes/s, k/m suffixes). */
-export async function serveDir(root: string, workDir: string, rate = '100m'): Promise<Served> {
+/** Serves the files of `root` until close(); `rates` are nginx limit_rate values (bytes/s, k/m suffixes) that slowUrl offers. */
+export async function serveDir(root: string, workDir: string, rates: string[] = ['100m']): Promise<Served> {
   const port = await freePort();
   let child: ChildProcess;
   let kind: Served['kind'];
@@ -64,11 +64,7 @@ http {
   server {
     listen 127.0.0.1:${port};
     root ${root};
-    location /slow/ {
-      alias ${root}/;
-      limit_rate ${rate};
-    }
-  }
+${rates.map((r) => `    location /slow-${r}/ {\n      alias ${root}/;\n      limit_rate ${r};\n    }\n`).join('')}  }
 }
 `);
     child = spawn(NGINX, ['-p', prefix, '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -93,7 +89,7 @@ http {
     kind,
     origin,
     url: (file) => `${origin}/${rel(file)}`,
-    slowUrl: kind === 'nginx' ? (file) => `${origin}/slow/${rel(file)}` : undefined,
+    slowUrl: kind === 'nginx' ? (file, rate) => `${origin}/slow-${rate}/${rel(file)}` : undefined,
     close: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
