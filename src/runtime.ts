@@ -2,6 +2,8 @@
  * The only place where Node.js and Deno differ for lander.
  */
 
+import { existsSync } from 'node:fs';
+
 export const isDeno = 'Deno' in globalThis;
 
 /** True when this runtime executes `.ts` files directly (Deno, Node >= 22.18). */
@@ -32,4 +34,19 @@ export const runtimeName = isDeno ? `deno ${(globalThis as unknown as { Deno: { 
  */
 export function scriptCommand(file: string, args: string[] = []): { command: string; args: string[] } {
   return { command: process.execPath, args: isDeno ? ['run', '-A', file, ...args] : [file, ...args] };
+}
+
+/**
+ * How to spawn `file args` so the child inherits no descriptor but stdio.
+ * Node marks every descriptor close-on-exec; Deno 2 does not, so a child
+ * would inherit lander's listening API socket (and keep answering on it
+ * after lander dies), its pipes and its epoll descriptors. Under Deno on
+ * Linux the child is started through bash (dash cannot name descriptors
+ * above 9), which closes descriptors 3 and up and then execs the command:
+ * same pid, same process group.
+ */
+export function cleanSpawn(file: string, args: string[]): { file: string; args: string[] } {
+  if (!isDeno || process.platform !== 'linux' || !existsSync('/bin/bash')) return { file, args };
+  const script = 'for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@"';
+  return { file: '/bin/bash', args: ['-c', script, 'lander-server', file, ...args] };
 }

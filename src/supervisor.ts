@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ServerConfig } from './config.ts';
@@ -20,6 +21,7 @@ import { OutputBudget, type OutputBudgetOptions } from './output-budget.ts';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart-policy.ts';
 import { groupAlive, groupExists, signalGroup } from './process-group.ts';
 import { pipeServerOutput, type ServerOutput } from './server-output.ts';
+import { cleanSpawn } from './runtime.ts';
 
 export type ServerState = 'stopped' | 'starting' | 'healthy' | 'unhealthy' | 'stopping' | 'backoff' | 'failed';
 export type GenerationId = number | string;
@@ -242,7 +244,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #spawn(cwd: string): Promise<Run> {
     const { command, args, env } = this.#server;
     const file = path.isAbsolute(command) ? command : path.resolve(cwd, command);
-    const child = spawn(file, args, {
+    // Checked here rather than left to spawn's ENOENT: under Deno a shell runs it (cleanSpawn) and would only exit 127.
+    await fs.access(file, fsConstants.X_OK).catch((cause: NodeJS.ErrnoException) => {
+      throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: ${file} could not be run (${cause.code === 'ENOENT' ? 'no such file' : cause.message})`, { cause, data: { command: file, cwd } });
+    });
+    const clean = cleanSpawn(file, args);
+    const child = spawn(clean.file, clean.args, {
       cwd,
       env: { ...process.env, ...env },
       // Its own process group, so stop() reaches the server's own children too.
