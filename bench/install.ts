@@ -29,10 +29,29 @@ export interface RunResult {
   cpuMs: number | undefined;
   innerMs?: number;
   eld?: ChildResult['eld'];
+  /** Event-loop delay of an idle control process running beside this one: the machine's share of `eld`. */
+  controlEld?: ChildResult['eld'];
 }
 
 const TIME = '/usr/bin/time';
 const CHILD = fileURLToPath(new URL('./install-child.js', import.meta.url));
+const CONTROL = fileURLToPath(new URL('./eld-control.js', import.meta.url));
+
+/** Starts the idle control process; the returned function stops it and gives its delays. */
+async function startControl(): Promise<() => Promise<ChildResult['eld']>> {
+  const child = spawn(process.execPath, [CONTROL], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => { out += c; if (out.includes('ready\n')) resolve(); });
+    child.once('error', reject);
+  });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return async () => {
+    child.kill('SIGTERM');
+    await closed;
+    return JSON.parse(out.split('\n').filter(Boolean).pop()!) as ChildResult['eld'];
+  };
+}
 export const WORK = path.join(OUT, 'work');
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
@@ -76,11 +95,13 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
       return { variant, wallMs: r.ms, rssKiB, cpuMs };
     }
     const job: Job = { variant, url, sha256: fx.sha256, dir, scratch };
+    const stopControl = variant === 'lander' || variant === 'main-thread' ? await startControl() : undefined;
     const r = await run(process.execPath, [CHILD, JSON.stringify(job)]);
+    const controlEld = await stopControl?.();
     if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
     const c = JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
     if (variant !== 'idle' && c.bytes !== fx.bytes) throw new Error(`${variant}: ${c.bytes} bytes, expected ${fx.bytes}`);
-    return { variant, wallMs: r.ms, cpuMs: c.cpuMs, innerMs: c.innerMs, rssKiB: c.maxRssKiB, eld: c.eld };
+    return { variant, wallMs: r.ms, cpuMs: c.cpuMs, innerMs: c.innerMs, rssKiB: c.maxRssKiB, eld: c.eld, controlEld };
   } finally {
     for (const p of [dir, scratch, `${scratch}.json`, rssFile, sumFile]) await rm(p, { recursive: true, force: true });
     spawnSync('sync');
@@ -98,7 +119,7 @@ export async function interleave(variants: readonly Variant[], reps: number, onc
       const v = variants[(i + rep) % variants.length]!;
       const r = await once(v, rep);
       out.get(v)!.push(r);
-      process.stderr.write(`  ${v} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${r.rssKiB === undefined ? '?' : (r.rssKiB / 1024).toFixed(0)} MiB, cpu ${r.cpuMs === undefined ? '?' : (r.cpuMs / 1000).toFixed(2)} s${r.eld ? `, eld p99 ${r.eld.p99.toFixed(1)} max ${r.eld.max.toFixed(1)} ms` : ''}\n`);
+      process.stderr.write(`  ${v} #${rep + 1}: ${(r.wallMs / 1000).toFixed(2)} s, ${r.rssKiB === undefined ? '?' : (r.rssKiB / 1024).toFixed(0)} MiB, cpu ${r.cpuMs === undefined ? '?' : (r.cpuMs / 1000).toFixed(2)} s${r.eld ? `, eld p99 ${r.eld.p99.toFixed(1)} max ${r.eld.max.toFixed(1)} ms` : ''}${r.controlEld ? ` (idle control beside it: p99 ${r.controlEld.p99.toFixed(1)} max ${r.controlEld.max.toFixed(1)} ms)` : ''}\n`);
     }
   }
   return out;
