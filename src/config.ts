@@ -230,6 +230,16 @@ export const configSchema = z
     limits: limitsSchema,
     /** Generations kept for rollback, the current one included. @default 3 */
     keepGenerations: z.number().int().min(1).max(100).default(3),
+    /** Free space asked for before a download: the rest of the archive, its extracted size (archive × `expansionEstimate`), and `margin`. */
+    disk: z
+      .object({
+        /** @default "256MiB" */
+        margin: size('disk.margin').default(256 * 1024 * 1024),
+        /** Extracted bytes per archive byte assumed by the check. @default 2.5 */
+        expansionEstimate: z.number().min(1).max(100).default(2.5),
+      })
+      .strict()
+      .default({ margin: 256 * 1024 * 1024, expansionEstimate: 2.5 }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
   })
   .strict()
