@@ -134,3 +134,10 @@ export class ManifestError extends LanderError {
     super('ERR_MANIFEST', message, options);
   }
 }
+
+/** A minisign key or signature is malformed, or a signature does not verify; `data.reason` says which check failed. */
+export class SignatureError extends LanderError {
+  constructor(message: string, options: { cause?: unknown; data?: ErrorData } = {}) {
+    super('ERR_SIGNATURE', message, options);
+  }
+}
