@@ -141,3 +141,6 @@ export class SignatureError extends LanderError {
     super('ERR_SIGNATURE', message, options);
   }
 }
+
+/** `lander pack` cannot split or write a release (bad rules, an empty component, a link lander would refuse); `data` names the path or component. */
+export class PackError extends LanderError {}
