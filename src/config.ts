@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { parseDuration, parseSize } from './units.ts';
+import { parsePublicKey } from './minisign.ts';
 
 const duration = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -87,6 +88,19 @@ const manifestSchema = z
     interval: duration('manifest.interval').default(3_600_000),
     /** Random spread added to each interval, as a fraction of it. @default 0.1 */
     jitter: z.number().min(0).max(1).default(0.1),
+    /**
+     * minisign public key: the base64 key line (`RWQ…`) or an absolute path to
+     * a `.pub` file. With it, every manifest must come with a valid
+     * `<url>.minisig` and a `sequence`; see README "Signed manifests".
+     */
+    publicKey: z.string().min(1).superRefine((v, ctx) => {
+      if (path.isAbsolute(v)) return;
+      try {
+        parsePublicKey(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `Expected a minisign public key line or an absolute path to a .pub file: ${(err as Error).message}` });
+      }
+    }).optional(),
   })
   .strict();
 
