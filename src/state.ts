@@ -46,10 +46,23 @@ export interface State {
   current: number | null;
   /** Component versions that failed on the server; not retried until the desired version changes. */
   bad: Record<string, string[]>;
+  /**
+   * The last signed manifest accepted from each manifest URL, so a replayed
+   * older one is refused even after a restart. Absent in files written
+   * before signed manifests; read as `{}`.
+   */
+  signedManifests: Record<string, AcceptedManifest>;
+}
+
+export interface AcceptedManifest {
+  sequence: number;
+  /** Key id (as minisign prints it) of the key that signed it. */
+  keyId: string;
+  acceptedAt: string;
 }
 
 export function emptyState(): State {
-  return { schema: 1, entries: [], generations: [], current: null, bad: {} };
+  return { schema: 1, entries: [], generations: [], current: null, bad: {}, signedManifests: {} };
 }
 
 export async function loadState(file: string): Promise<State> {
@@ -70,6 +83,7 @@ export async function loadState(file: string): Promise<State> {
     throw new StoreError('ERR_STATE', `Cannot read ${file}: unknown layout (schema ${String(value?.schema)})`, { data: { file } });
   }
   value.bad ??= {};
+  value.signedManifests ??= {};
   return value;
 }
 
