@@ -20,6 +20,8 @@ Usage:
   lander check   [--config FILE]          ask the daemon to re-read its config, poll the manifest, reconcile
   lander restart [--config FILE]          ask the daemon to restart the server on the current generation
   lander rollback [--config FILE]         ask the daemon to swap back to the previous good generation
+  lander verify  [--config FILE] [--generation N] [--json]
+                                          re-hash a generation (default: current) against its install records
   lander help
 
 Options:
@@ -27,8 +29,9 @@ Options:
   --log-level LVL   fatal|error|warn|info|debug|trace|silent
   --json            machine-readable output
   --watch           with status: follow the daemon's events until Ctrl-C
+  --generation N    with verify: the generation to check
 
-Exit codes: 0 ok, 1 failed, 2 bad usage or config, 3 no daemon running (check, restart, rollback)
+Exit codes: 0 ok, 1 failed (verify: differences found), 2 bad usage or config, 3 no daemon running (check, restart, rollback)
 `;
 
 export interface CliIo {
@@ -47,6 +50,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         config: { type: 'string', short: 'c' },
         json: { type: 'boolean', default: false },
         watch: { type: 'boolean', short: 'w', default: false },
+        generation: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -77,6 +81,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       }
       case 'status':
         return await statusCommand({ configPath, log, stdout: io.stdout, stderr: io.stderr, json: values.json, watch: values.watch, ...(io.stdout.isTTY ? { tty: io.stdout } : {}) });
+      case 'verify': {
+        const { verifyCommand } = await import('./commands/verify.ts');
+        return await verifyCommand({ configPath, log, stdout: io.stdout, stderr: io.stderr, json: values.json, ...(values.generation !== undefined ? { generation: values.generation } : {}) });
+      }
       case 'check':
       case 'restart':
       case 'rollback':
@@ -89,7 +97,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const code = err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
     log.error({ event: 'command.failed', command, code, err }, (err as Error).message);
     io.stderr.write(`lander ${command}: ${(err as Error).message}\n`);
-    return code === 'ERR_CONFIG' ? 2 : 1;
+    return code === 'ERR_CONFIG' || code === 'ERR_USAGE' ? 2 : 1;
   } finally {
     log.flush?.();
   }

@@ -156,7 +156,7 @@ export class Store {
     return entry;
   }
 
-  async entryFiles(entry: StoreEntry): Promise<FileRecord[]> {
+  async entryFiles(entry: Pick<StoreEntry, 'dir'>): Promise<FileRecord[]> {
     try {
       return JSON.parse(await readFile(`${this.abs(entry.dir)}.files.json`, 'utf8')).files as FileRecord[];
     } catch (err) {

@@ -114,3 +114,45 @@ export interface ErrorEvent {
 }
 
 export type WorkerEvent = ProgressEvent | LogEvent | DoneEvent | ErrorEvent;
+
+/** One file the verify worker expects in a tree: a store index record and the component it came from. */
+export interface ExpectedFile extends FileRecord {
+  component: string;
+}
+
+/** Re-hash a tree (a generation) against the per-file records of its store entries. Posted as `workerData`. */
+export interface VerifyRequest {
+  type: 'verify';
+  /** Absolute path of the tree. */
+  dir: string;
+  expected: ExpectedFile[];
+  /** Files hashed at once. @default 4 */
+  concurrency?: number;
+}
+
+export type DifferenceKind = 'missing' | 'extra' | 'type' | 'size' | 'content' | 'mode' | 'link';
+
+export interface Difference {
+  path: string;
+  kind: DifferenceKind;
+  /** The component whose index lists the path (absent for `extra`). */
+  component?: string;
+  expected?: string | number;
+  actual?: string | number;
+}
+
+export interface VerifyReport {
+  dir: string;
+  /** Paths checked (expected ones plus extras found). */
+  checked: number;
+  /** Content bytes hashed. */
+  bytes: number;
+  /** Files whose index has no sha256 (written before lander hashed per file): size and mode checked only. */
+  unhashed: number;
+  differences: Difference[];
+}
+
+export interface VerifyDoneEvent {
+  type: 'verify-done';
+  report: VerifyReport;
+}

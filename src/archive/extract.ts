@@ -3,6 +3,7 @@
  * staging folder. Every entry is checked before anything is written for it
  * (HOSTILE-INPUT.md); limits are enforced while streaming.
  */
+import { createHash } from 'node:crypto';
 import { constants as fsc, createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -213,13 +214,13 @@ class TreeWriter {
           }
           await link(path.join(this.o.stagingDir, target.path), abs);
           this.kinds.set(rel, 'link');
-          Object.assign(record, { linkname: target.path, size: targetRec.size, mode: targetRec.mode });
+          Object.assign(record, { linkname: target.path, size: targetRec.size, mode: targetRec.mode, ...(targetRec.sha256 ? { sha256: targetRec.sha256 } : {}) });
           break;
         }
         case 'file':
           this.declared += size;
           this.kinds.set(rel, 'file');
-          record.size = await this.writeFile(stream, abs, mode, size, name);
+          Object.assign(record, await this.writeFile(stream, abs, mode, size, name));
           this.fileByPath.set(rel, record);
           break;
       }
@@ -256,8 +257,12 @@ class TreeWriter {
     }
   }
 
-  /** Streams one body into a new file, with back-pressure; O_EXCL|O_NOFOLLOW so nothing is written through a link. */
-  private writeFile(stream: Source, abs: string, mode: number, size: number, name: string): Promise<number> {
+  /**
+   * Streams one body into a new file, with back-pressure; O_EXCL|O_NOFOLLOW so nothing is written through a link.
+   * Hashes the body on its way to disk, so `lander verify` has a per-file digest without a second read.
+   */
+  private writeFile(stream: Source, abs: string, mode: number, size: number, name: string): Promise<{ size: number; sha256: string }> {
+    const hash = createHash('sha256');
     return new Promise<number>((resolve, reject) => {
       const ws = createWriteStream(abs, { flags: FILE_FLAGS as unknown as string /* numeric flags are accepted at runtime; @types/node says string */, mode, highWaterMark: this.o.highWaterMark ?? 1 << 20 });
       let n = 0;
@@ -274,6 +279,7 @@ class TreeWriter {
         n += chunk.length;
         this.written += chunk.length;
         if (n > size) return bail(this.error('ERR_ARCHIVE_CORRUPT', name, `has a body longer than its header's ${size} bytes`));
+        hash.update(chunk);
         if (!ws.write(chunk)) {
           stream.pause();
           ws.once('drain', () => stream.resume());
@@ -290,7 +296,7 @@ class TreeWriter {
     }).then(async (n) => {
       // umask may have narrowed the mode; the store relies on the clamped one.
       if ((mode & umask) !== 0) await chmod(abs, mode);
-      return n;
+      return { size: n, sha256: hash.digest('hex') };
     });
   }
 
