@@ -254,7 +254,16 @@ export const configSchema = z
       })
       .strict()
       .default({ margin: 256 * 1024 * 1024, expansionEstimate: 2.5 }),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Also append JSON lines to this absolute path (reopened on SIGHUP, for logrotate); `lander logs` reads it. */
+        file: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }).optional(),
+        /** With `file`: keep writing JSON lines to stdout (journald) too. @default true */
+        stdout: z.boolean().default(true),
+      })
+      .strict()
+      .default({ level: 'info', stdout: true }),
   })
   .strict()
   .superRefine((c, ctx) => {
