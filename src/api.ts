@@ -168,7 +168,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
     } catch (err) {
       const code = err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
       const status = conflict.has(code) ? 409 : 500;
-      if (status === 500) log.error({ event: 'api.action.failed', err }, (err as Error).message);
+      if (status === 500) log.error({ event: 'api.action-failed', err }, (err as Error).message);
       sendError(res, status, code, (err as Error).message);
     }
   }
@@ -185,7 +185,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
       onSlowClose: () => {
         stats.slowClosed++;
         mSlow.inc();
-        log.warn({ event: 'api.events.slow', dropped: stream.dropped }, 'closed an event stream whose client does not read');
+        log.warn({ event: 'api.events-slow', dropped: stream.dropped }, 'closed an event stream whose client does not read');
       },
     });
     streams.add(stream);
@@ -196,7 +196,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
       try {
         stream.send(e);
       } catch (err) {
-        log.warn({ event: 'api.events.error', err }, 'cannot send an event; closing the stream');
+        log.warn({ event: 'api.events-error', err }, 'cannot send an event; closing the stream');
         stream.close();
       }
     });
@@ -282,7 +282,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
         if (!h) return sendError(res, 405, 'ERR_METHOD_NOT_ALLOWED', `Cannot ${clip(req.method, 16)} ${pathname}; allowed: ${Object.keys(route).join(', ')}`, { allow: Object.keys(route).join(', ') });
         await h(req, res);
       } catch (err) {
-        log.error({ event: 'api.request.failed', err, path: clip(pathname) }, (err as Error).message);
+        log.error({ event: 'api.request-failed', err, path: clip(pathname) }, (err as Error).message);
         sendError(res, 500, 'ERR_UNEXPECTED', (err as Error).message);
       }
     };
@@ -313,7 +313,7 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
       s.once('close', () => sockets.delete(s));
     });
     server.on('clientError', (err: NodeJS.ErrnoException, s: Socket) => {
-      log.debug({ event: 'api.client.error', code: err.code }, 'bad or timed-out client');
+      log.debug({ event: 'api.client-error', code: err.code }, 'bad or timed-out client');
       if (!s.writable || err.code === 'ECONNRESET') {
         s.destroy();
         return;

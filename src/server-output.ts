@@ -1,7 +1,7 @@
 /**
  * Turns the supervised server's stdout and stderr into log records
  * (`server.output`), one per line, within a byte budget shared by all runs:
- * lines over budget are dropped and counted (`server.output.dropped`), so a
+ * lines over budget are dropped and counted (`server.output-dropped`), so a
  * flood never blocks the daemon nor the child (whose pipe is always drained).
  */
 import type { ChildProcess } from 'node:child_process';
@@ -28,7 +28,7 @@ export function pipeServerOutput(child: ChildProcess, opts: ServerOutputOptions)
   const { log, serverPid, budget } = opts;
   const reportDropped = () => {
     const dropped = budget.takeDropped();
-    if (dropped > 0) log.warn({ event: 'server.output.dropped', src: 'server', serverPid, dropped, droppedTotal: budget.droppedTotal }, 'server output dropped');
+    if (dropped > 0) log.warn({ event: 'server.output-dropped', src: 'server', serverPid, dropped, droppedTotal: budget.droppedTotal }, 'server output dropped');
   };
   for (const stream of ['stdout', 'stderr'] as const) {
     const splitter = new LineSplitter({ maxLineBytes: opts.maxLineBytes });
@@ -52,7 +52,7 @@ export function pipeServerOutput(child: ChildProcess, opts: ServerOutputOptions)
       setImmediate(() => s.resume());
     });
     s.on('end', () => emit(splitter.end()));
-    s.on('error', (err) => log.warn({ event: 'server.output.error', serverPid, stream, err }, 'server output error'));
+    s.on('error', (err) => log.warn({ event: 'server.output-error', serverPid, stream, err }, 'server output error'));
   }
   return { reportDropped };
 }

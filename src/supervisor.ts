@@ -382,7 +382,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // SIGKILL to whatever of the group outlived its leader (e.g. a worker that ignored SIGTERM).
     if (await groupAlive(run.pid)) {
-      this.#log.warn({ event: 'server.orphans', serverPid: run.pid }, 'killing processes left in the server process group');
+      this.#log.warn({ event: 'server.leftovers', serverPid: run.pid }, 'killing processes left in the server process group');
       signalGroup(run.pid, 'SIGKILL', this.#log);
       // Bounded: SIGKILL is near-instant, but wait so a restart finds their ports free.
       for (let i = 0; i < 50 && (await groupAlive(run.pid)); i++) await new Promise((r) => setTimeout(r, 20));

@@ -237,7 +237,7 @@ describe('Supervisor (real child processes)', () => {
     const gc = Number(fs.readFileSync(gcFile, 'utf8'));
     await sup.stop();
     expect(records.find((r) => r.event === 'server.exit')).toMatchObject({ clean: true, forced: false });
-    expect(records.some((r) => r.event === 'server.orphans')).toBe(true);
+    expect(records.some((r) => r.event === 'server.leftovers')).toBe(true);
     await until(() => gone(gc), 2000, 'grandchild gone');
   });
 
@@ -330,7 +330,7 @@ describe('Supervisor (real child processes)', () => {
     cleanups.push(() => clearInterval(timer));
     await sup.start(generation(root, 1), 1);
     const t0 = performance.now();
-    await until(() => records.some((r) => r.event === 'server.output.dropped') || records.some((r) => r.line === 'flood done'), 60_000, 'end of flood');
+    await until(() => records.some((r) => r.event === 'server.output-dropped') || records.some((r) => r.line === 'flood done'), 60_000, 'end of flood');
     await until(() => !sup.pid || records.filter((r) => r.event === 'server.output').length > 100, 1000, 'output');
     console.log(`[measure] flood: ${(performance.now() - t0).toFixed(0)} ms, max timer gap ${maxGap.toFixed(0)} ms, ${records.filter((r) => r.event === 'server.output').length} lines logged`);
     const long = records.find((r) => r.event === 'server.output' && r.truncated);
@@ -340,7 +340,7 @@ describe('Supervisor (real child processes)', () => {
     expect(sup.state).toBe('healthy');
     // 300 000 lines × (line + 128 B overhead) exceed the 8 MiB burst: some were dropped and counted.
     await sup.stop();
-    const dropped = records.filter((r) => r.event === 'server.output.dropped');
+    const dropped = records.filter((r) => r.event === 'server.output-dropped');
     expect(dropped.length).toBeGreaterThan(0);
     expect(dropped.at(-1)!.droppedTotal).toBeGreaterThan(0);
   });
