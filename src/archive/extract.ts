@@ -71,6 +71,8 @@ class TreeWriter {
   private readonly gunzip = createGunzip({ chunkSize: 1024 * 1024 });
   private readonly tarx = tar.extract();
   private failure: Error | undefined;
+  /** The entry being extracted, so stream-level failures (bomb, corrupt tar) can still name one. */
+  private lastEntry: string | undefined;
 
   private readonly o: ExtractOptions;
 
@@ -128,9 +130,10 @@ class TreeWriter {
     if (/Header exceeds max size/.test(err.message)) {
       return new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: a pax or GNU long-name header is over 4 MiB`, { cause: err, data: { component: this.o.component } });
     }
-    return new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the ${layer} stream is corrupt or truncated (${err.message})`, {
+    const at = this.lastEntry === undefined ? '' : ` at or after entry ${JSON.stringify(this.lastEntry)}`;
+    return new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the ${layer} stream is corrupt or truncated${at} (${err.message})`, {
       cause: err,
-      data: { component: this.o.component, layer },
+      data: { component: this.o.component, layer, ...(this.lastEntry !== undefined ? { entry: this.lastEntry } : {}) },
     });
   }
 
@@ -140,22 +143,24 @@ class TreeWriter {
     const { maxExpansionRatio } = this.o.limits;
     const ratio = this.tarBytes / Math.max(this.o.archiveBytes(), RATIO_GRACE);
     if (ratio > maxExpansionRatio) {
-      this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: the archive expands more than ${maxExpansionRatio} times (a gzip bomb?)`, {
-        data: { component: this.o.component, limit: 'maxExpansionRatio', tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes() },
+      const at = this.lastEntry === undefined ? '' : ` (at entry ${JSON.stringify(this.lastEntry)})`;
+      this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: the archive expands ${ratio.toFixed(1)} times, over limits.maxExpansionRatio (${maxExpansionRatio})${at}; a gzip bomb?`, {
+        data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes(), ...(this.lastEntry !== undefined ? { entry: this.lastEntry } : {}) },
       }));
     }
   }
 
   private async entry(header: Header, stream: Source): Promise<void> {
     const name = header.name;
+    this.lastEntry = name;
     const L = this.o.limits;
-    if (++this.entries > L.maxEntries) throw this.error('ERR_ARCHIVE_LIMIT', name, `is past the limit of ${L.maxEntries} entries`, { limit: 'maxEntries' });
+    if (++this.entries > L.maxEntries) throw this.error('ERR_ARCHIVE_LIMIT', name, `is entry ${this.entries}, over limits.maxEntries (${L.maxEntries})`, { limit: 'maxEntries', value: this.entries, max: L.maxEntries });
     // tar-stream reads pax and GNU long-name headers whole (up to its own 4 MiB cap) and never
     // shows them as entries; the gap between where this header starts and where the previous
     // entry ended is exactly their size, so the limit is checked here, after the fact.
     const meta = stream.offset - this.nextHeader;
     if (meta > L.maxMetaEntrySize + META_SLACK) {
-      throw this.error('ERR_ARCHIVE_LIMIT', name, `has pax/long-name headers of ${meta} bytes, over ${L.maxMetaEntrySize}`, { limit: 'maxMetaEntrySize' });
+      throw this.error('ERR_ARCHIVE_LIMIT', name, `has pax/long-name headers of ${meta} bytes, over limits.maxMetaEntrySize (${L.maxMetaEntrySize})`, { limit: 'maxMetaEntrySize', value: meta, max: L.maxMetaEntrySize });
     }
     const size = header.size ?? 0;
     this.nextHeader = stream.offset + 512 + (header.type === 'directory' || size === 0 ? 0 : size + ((512 - (size % 512)) % 512));
@@ -165,7 +170,10 @@ class TreeWriter {
     if (!type) throw this.error('ERR_ARCHIVE_ENTRY_TYPE', name, `is a ${header.type ?? 'unknown'} entry; only files, folders and links are extracted`, { type: header.type });
 
     const checked = checkEntryPath(name, L);
-    if (!checked.ok) throw this.error('ERR_ARCHIVE_PATH', name, checked.reason);
+    if (!checked.ok) {
+      const lim = checked.limit;
+      throw this.error(lim ? 'ERR_ARCHIVE_LIMIT' : 'ERR_ARCHIVE_PATH', name, checked.reason, lim ? { limit: lim.name, value: lim.value, max: lim.max } : {});
+    }
     const rel = checked.path;
     if (rel === '') {
       if (type !== 'directory') throw this.error('ERR_ARCHIVE_PATH', name, 'names the root folder but is not a folder');
@@ -182,13 +190,14 @@ class TreeWriter {
     for (const p of parentPaths(rel)) if (!this.kinds.has(p)) this.claim(p, name);
 
     if (type === 'file' && this.declared + size > L.maxExtractedBytes) {
-      throw this.error('ERR_ARCHIVE_LIMIT', name, `would take the extracted size past ${L.maxExtractedBytes} bytes`, { limit: 'maxExtractedBytes' });
+      throw this.error('ERR_ARCHIVE_LIMIT', name, `would take the extracted size to ${this.declared + size} bytes, over limits.maxExtractedBytes (${L.maxExtractedBytes})`, { limit: 'maxExtractedBytes', value: this.declared + size, max: L.maxExtractedBytes });
     }
-    await this.makeParents(rel);
     const abs = path.join(this.o.stagingDir, rel);
     const mode = type === 'directory' ? 0o755 : type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o755 : 0o644) : 0o777;
     const record: FileRecord = { path: rel, type, size: 0, mode };
     try {
+      // Inside the try: a parent that appeared behind our back fails here with EEXIST, reported as unsafe (#21).
+      await this.makeParents(rel);
       switch (type) {
         case 'directory':
           await drain(stream);
