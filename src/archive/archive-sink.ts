@@ -39,8 +39,9 @@ export class ArchiveSink {
     let ok = true;
     for (const c of chunks) {
       if (this.opts.maxBytes !== undefined && this.bytes + c.length > this.opts.maxBytes) {
-        throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${this.opts.url?.() ?? 'the archive'}: it is longer than the ${this.opts.maxBytes}-byte limit`, {
-          data: { url: this.opts.url?.(), maxBytes: this.opts.maxBytes },
+        // Cut here, before hashing or extracting a byte past the cap: an endless body costs at most `size` bytes.
+        throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${this.opts.url?.() ?? 'the archive'}: it is longer than the component's "size" (${this.opts.maxBytes} bytes)`, {
+          data: { url: this.opts.url?.(), limit: 'size', value: this.bytes + c.length, max: this.opts.maxBytes, maxBytes: this.opts.maxBytes },
         });
       }
       this.hash.update(c);
@@ -96,6 +97,9 @@ export class Feed extends Writable {
     const pipe = this.sink.push(bufs);
     Promise.all([disk, pipe]).then(() => cb(), (err: Error) => {
       this.fatal ??= err;
+      // A failed .part write (ENOSPC) must also stop the extraction: a push waiting for gunzip
+      // to drain would otherwise wait forever, and `inflight` with it.
+      this.sink.extraction.abort(err);
       cb(err);
     });
     this.inflight = Promise.allSettled([disk, pipe]).then(() => undefined);

@@ -14,7 +14,12 @@ export interface EntryPathLimits {
 
 export type EntryPathResult =
   | { ok: true; /** POSIX, relative, no `.` parts, no trailing `/`; `''` is the root itself. */ path: string }
-  | { ok: false; reason: string };
+  | {
+      ok: false;
+      reason: string;
+      /** Set when a configurable limit (not the name's shape) refused it, with the value found, so the error can name both. */
+      limit?: { name: 'maxPathLength' | 'maxPathDepth'; value: number; max: number };
+    };
 
 /**
  * Checks and normalises a tar entry name (`./a/b/` → `a/b`).
@@ -31,19 +36,22 @@ export function checkEntryPath(name: string, limits: EntryPathLimits = {}): Entr
   if (typeof name !== 'string' || name.length === 0) return { ok: false, reason: 'has an empty name' };
   if (name.includes('\0')) return { ok: false, reason: 'has a NUL byte in its name' };
   if (name.includes('\\')) return { ok: false, reason: 'has a backslash in its name' };
-  if (Buffer.byteLength(name, 'utf8') > maxLength) return { ok: false, reason: `has a name longer than ${maxLength} bytes` };
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > maxLength) return { ok: false, reason: `has a name of ${bytes} bytes, over limits.maxPathLength (${maxLength})`, limit: { name: 'maxPathLength', value: bytes, max: maxLength } };
   if (name.startsWith('/')) return { ok: false, reason: 'has an absolute path' };
   // `C:foo` is drive-relative on Windows; a colon in the first part is never legitimate here.
   if (/^[A-Za-z]:/.test(name)) return { ok: false, reason: 'has a drive-letter path' };
   const parts: string[] = [];
   const raw = name.split('/');
-  if (raw.length > maxDepth + 2) return { ok: false, reason: `is deeper than ${maxDepth} parts` };
+  // No early cut on the raw count: `./` padding is not depth, and the length cap above already bounds this loop.
   for (const part of raw) {
     if (part === '' || part === '.') continue;
     if (part === '..') return { ok: false, reason: 'has a ".." part' };
     parts.push(part);
   }
-  if (parts.length > maxDepth) return { ok: false, reason: `is deeper than ${maxDepth} parts` };
+  if (parts.length > maxDepth) {
+    return { ok: false, reason: `is ${parts.length} parts deep, over limits.maxPathDepth (${maxDepth})`, limit: { name: 'maxPathDepth', value: parts.length, max: maxDepth } };
+  }
   return { ok: true, path: parts.join('/') };
 }
 
@@ -85,6 +93,8 @@ export function resolveLinkTarget(
   const maxLength = opts.maxPathLength ?? 4096;
   if (target.length === 0) return { ok: false, reason: 'has an empty link target' };
   if (target.includes('\0') || target.includes('\\')) return { ok: false, reason: 'has a link target with a NUL or backslash' };
+  // A target the kernel would refuse anyway (PATH_MAX) is refused here with a clear reason, not an ENAMETOOLONG later.
+  if (Buffer.byteLength(target, 'utf8') > maxLength) return { ok: false, reason: `has a link target longer than ${maxLength} bytes` };
   if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) return { ok: false, reason: `links to the absolute path "${target}"` };
   const stack = fromDir === '' ? [] : fromDir.split('/');
   const queue = target.split('/').reverse(); // pop() from the end = next segment

@@ -56,3 +56,25 @@ export class LinkTable {
     return undefined;
   }
 }
+
+/**
+ * Checks the symlinks of several trees merged into one folder (a
+ * generation), as the kernel will resolve them there: each tree was checked
+ * alone, but a link from one can walk through a link from another
+ * (HOSTILE-INPUT #20: `d/a -> b/../..` is harmless alone, and escapes once
+ * another component adds `d/b -> ..`). Returns the first offending link.
+ *
+ * @example checkMergedLinks([{ path: 'd/a', target: 'b/../..' }, { path: 'd/b', target: '..' }])
+ *   // { path: 'd/b', reason: 'makes the earlier link "d/a" escape: ...' }
+ */
+export function checkMergedLinks(
+  links: Iterable<{ path: string; target: string }>,
+  opts: { maxPathLength?: number } = {},
+): { path: string; reason: string } | undefined {
+  const table = new LinkTable(opts);
+  for (const l of links) {
+    const reason = table.add(l.path, l.target);
+    if (reason) return { path: l.path, reason };
+  }
+  return undefined;
+}

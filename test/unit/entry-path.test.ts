@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkEntryPath, collisionKey, parentPaths, resolveLinkTarget } from '../../src/archive/entry-path.ts';
+import { checkMergedLinks } from '../../src/archive/link-table.ts';
 
 const bad = (name: string, limits = {}) => {
   const r = checkEntryPath(name, limits);
@@ -29,13 +30,19 @@ describe('checkEntryPath', () => {
     expect(bad('a\\b')).toMatch(/backslash/);
   });
   it('rejects NUL', () => { expect(bad('a\0b')).toMatch(/NUL/); });
-  it('rejects names too long or too deep (#14)', () => {
-    expect(bad('a'.repeat(4097))).toMatch(/longer/);
+  it('rejects names too long or too deep (#14), naming the limit and the value', () => {
+    expect(bad('a'.repeat(4097))).toBe('has a name of 4097 bytes, over limits.maxPathLength (4096)');
+    expect(checkEntryPath('a'.repeat(4097))).toMatchObject({ limit: { name: 'maxPathLength', value: 4097, max: 4096 } });
     expect(checkEntryPath('a'.repeat(4096)).ok).toBe(true);
-    expect(bad(Array(1025).fill('d').join('/'))).toMatch(/deeper/);
+    expect(bad(Array(1025).fill('d').join('/'))).toBe('is 1025 parts deep, over limits.maxPathDepth (1024)');
     expect(checkEntryPath(Array(1024).fill('d').join('/')).ok).toBe(true);
-    expect(bad('a/b/c', { maxPathDepth: 2 })).toMatch(/deeper/);
-    expect(bad('é'.repeat(3), { maxPathLength: 5 })).toMatch(/longer/); // bytes, not characters
+    expect(checkEntryPath('a/b/c', { maxPathDepth: 2 })).toMatchObject({ ok: false, limit: { name: 'maxPathDepth', value: 3, max: 2 } });
+    expect(bad('é'.repeat(3), { maxPathLength: 5 })).toMatch(/6 bytes/); // bytes, not characters
+    // `./` padding is not depth
+    expect(checkEntryPath('./a/./b/./c/', { maxPathDepth: 3 })).toEqual({ ok: true, path: 'a/b/c' });
+  });
+  it('a shape problem carries no limit (it is not configurable)', () => {
+    expect(checkEntryPath('../x')).not.toHaveProperty('limit');
   });
 });
 
@@ -79,6 +86,15 @@ describe('resolveLinkTarget', () => {
     expect(resolveLinkTarget('a/b', '../..', none)).toEqual({ ok: true, path: '' });
     expect(resolveLinkTarget('a/b', 'up/..', links).ok).toBe(false);
   });
+  it('refuses a target longer than the path limit', () => {
+    expect(resolveLinkTarget('', 'a/'.repeat(3000), none)).toMatchObject({ ok: false, reason: /longer than 4096/ });
+    expect(resolveLinkTarget('', 'a'.repeat(100), none, { maxPathLength: 99 }).ok).toBe(false);
+  });
+  it('compares by segments, never by string prefix (#22)', () => {
+    // From staging/<job>/, "../../../root-evil" lands beside the root; a startsWith(root) check would let it through.
+    expect(resolveLinkTarget('', '../root-evil/moo', none).ok).toBe(false);
+    expect(resolveLinkTarget('out', '../out-evil/x', none)).toEqual({ ok: true, path: 'out-evil/x' });
+  });
   it('caps hops and expansion (#15)', () => {
     const loop = new Map([['x', 'y'], ['y', 'x']]);
     const r = resolveLinkTarget('', 'x', loop);
@@ -86,5 +102,19 @@ describe('resolveLinkTarget', () => {
     const links = new Map<string, string>();
     for (let i = 0; i < 30; i++) links.set(`l${i}`, `${'./'.repeat(100)}l${i + 1}`);
     expect(resolveLinkTarget('', 'l0', links, { maxPathLength: 2000 }).ok).toBe(false);
+  });
+});
+
+describe('checkMergedLinks (#20)', () => {
+  it('finds a link that escapes only once two trees are combined, in either order', () => {
+    const a = { path: 'd/a', target: 'b/../..' }; // alone: d/b is no link, so this is the root
+    const b = { path: 'd/b', target: '..' }; // alone: the root
+    expect(checkMergedLinks([a])).toBeUndefined();
+    expect(checkMergedLinks([b])).toBeUndefined();
+    expect(checkMergedLinks([a, b])).toMatchObject({ path: 'd/b', reason: /earlier link "d\/a" escape/ });
+    expect(checkMergedLinks([b, a])).toMatchObject({ path: 'd/a', reason: /leaves/ });
+  });
+  it('accepts the links real CUDA trees have', () => {
+    expect(checkMergedLinks([{ path: 'lib/libcudart.so', target: 'libcudart.so.12' }, { path: 'lib/libcublas.so', target: './libcublas.so.12' }])).toBeUndefined();
   });
 });
