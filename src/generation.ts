@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { StoreError } from './errors.ts';
 import { fsyncDir } from './atomic-file.ts';
 import { mapLimit } from './map-limit.ts';
+import { checkMergedLinks } from './archive/link-table.ts';
 import type { FileRecord } from '../workers/protocol.ts';
 
 export interface GenerationPart {
@@ -56,6 +57,15 @@ export async function buildGeneration(target: string, parts: GenerationPart[]): 
       if (rec.type === 'directory') dirs.push(rec.path);
       else leaves.push({ part, rec });
     }
+  }
+  // Each archive's links were checked alone; together they must still stay inside the generation.
+  const symlinks = leaves.filter((l) => l.rec.type === 'symlink').map((l) => ({ path: l.rec.path, target: l.rec.linkname ?? '', component: l.part.component }));
+  const bad = checkMergedLinks(symlinks);
+  if (bad) {
+    const from = symlinks.find((l) => l.path === bad.path)!.component;
+    throw new StoreError('ERR_GENERATION_LINK', `Cannot build a generation: the symlink "${bad.path}" from ${from} ${bad.reason}, once the components are combined`, {
+      data: { entry: bad.path, component: from, components: parts.map((p) => p.component) },
+    });
   }
   const stats: BuildStats = { files: leaves.length, linked: 0, copied: 0 };
   try {

@@ -112,7 +112,16 @@ export class Lander extends EventEmitter<LanderEvents> {
       await this.#serial(async () => {
         // Superseded while waiting for an earlier landing: a newer reconcile lands instead.
         if (this.#stopping || this.#epoch !== epoch) return;
-        const g = await ensureGeneration(this.store, selection, this.log);
+        let g: Generation;
+        try {
+          g = await ensureGeneration(this.store, selection, this.log);
+        } catch (err) {
+          // The components are verified but cannot be combined (a conflict, or links that escape together):
+          // nothing lands, the server keeps running, and /status shows why.
+          this.log.error({ event: 'generation.failed', components: Object.fromEntries(selection.map((e) => [e.component, e.version])), err }, (err as Error).message);
+          this.#recordError(err);
+          return;
+        }
         const restart = planLanding(selection, this.specs(), this.store.current()).restart || this.supervisor?.state === 'stopped';
         await this.#land(g, restart);
       });
