@@ -11,6 +11,7 @@ import { backoffDelay } from './fetch/backoff.ts';
 import { httpGet, type HttpResponse } from './fetch/http-get.ts';
 import type { Logger } from './log.ts';
 import { parseManifest, type ParsedManifest } from './manifest.ts';
+import { loadPublicKey, signatureUrl, signedSequence, verifyManifestSignature, type ManifestSignatureInfo } from './manifest-signature.ts';
 
 /** What one poll found. */
 export type PollOutcome = 'changed' | 'not-modified' | 'error';
@@ -20,6 +21,8 @@ export interface ManifestFetchInfo {
   status: number;
   etag?: string;
   lastModified?: string;
+  /** With `publicKey`: what the verified signature vouched for; `manifest.sequence` is then set. */
+  signature?: ManifestSignatureInfo;
 }
 
 /** The poller's view, shaped like `DaemonStatus['manifest']`. */
@@ -30,6 +33,10 @@ export interface ManifestPollerStatus {
   etag?: string;
   /** The last poll's failure; cleared by the next good poll. */
   error?: string;
+  /** Sequence of the manifest in force. */
+  sequence?: number;
+  /** Key id that signed the manifest in force, when signatures are required. */
+  signedBy?: string;
 }
 
 export interface ManifestPollerOptions {
@@ -40,11 +47,16 @@ export interface ManifestPollerOptions {
   download?: Partial<Pick<DownloadConfig, 'connectTimeout' | 'idleTimeout' | 'backoffInitial' | 'backoffMax'>>;
   /** Largest manifest body accepted. @default 1048576 (1 MiB) */
   maxBytes?: number;
+  /**
+   * With `config.publicKey`: the sequence of the last signed manifest
+   * accepted before (persisted by the caller); a lower one is refused.
+   */
+  acceptedSequence?: number;
   /** Shortest wait between scheduled polls, whatever the interval says. @default 1000 */
   minDelayMs?: number;
   /** A new, valid manifest (its body differs from the last good one). */
   onManifest(manifest: ParsedManifest, info: ManifestFetchInfo): void;
-  /** A poll failed (network, HTTP status, size, parse, expiry, sequence); the last good manifest stays in force. */
+  /** A poll failed (network, HTTP status, size, parse, signature, expiry, sequence); the last good manifest stays in force. */
   onError(err: LanderError): void;
   /** A number in [0, 1), for jitter. @default Math.random */
   random?: () => number;
@@ -89,6 +101,8 @@ export function nextPollDelay(o: PollDelayOptions): number {
 }
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** A .minisig is four short lines; minisign caps each comment at 1 KiB. */
+const MAX_SIGNATURE_BYTES = 8 * 1024;
 
 /**
  * @example
@@ -103,6 +117,9 @@ export class ManifestPoller {
   #etag: string | undefined;
   #lastModified: string | undefined;
   #text: string | undefined;
+  /** The signature that went with the last good manifest, and its ETag. */
+  #sigEtag: string | undefined;
+  #sigText: string | undefined;
   #failures = 0;
   #status: ManifestPollerStatus;
   #running = false;
@@ -207,7 +224,9 @@ export class ManifestPoller {
     if (typeof fetched === 'string') return fetched;
     this.#manifest = fetched.parsed;
     const { etag } = fetched.info;
-    log.info({ event: 'manifest.changed', url, etag, sequence: fetched.parsed.sequence, components: Object.fromEntries(Object.entries(fetched.parsed.components).map(([n, c]) => [n, c.version])) }, 'new release manifest');
+    if (fetched.parsed.sequence !== undefined) this.#status.sequence = fetched.parsed.sequence;
+    if (fetched.info.signature) this.#status.signedBy = fetched.info.signature.keyId;
+    log.info({ event: 'manifest.changed', url, etag, sequence: fetched.parsed.sequence, signedBy: fetched.info.signature?.keyId, components: Object.fromEntries(Object.entries(fetched.parsed.components).map(([n, c]) => [n, c.version])) }, 'new release manifest');
     this.#o.onManifest(fetched.parsed, fetched.info);
     return 'changed';
   }
@@ -230,7 +249,8 @@ export class ManifestPoller {
       res.body.destroy();
       throw new DownloadError('ERR_HTTP_STATUS', `Cannot download the manifest ${url}: the server answered HTTP ${res.status}`, { data: { url, status: res.status } });
     }
-    const text = await readBounded(res, url, this.#o.maxBytes ?? DEFAULT_MAX_BYTES);
+    const bytes = await readBounded(res, url, this.#o.maxBytes ?? DEFAULT_MAX_BYTES);
+    const text = bytes.toString('utf8');
     const info: ManifestFetchInfo = { status: res.status };
     if (res.headers.etag) info.etag = res.headers.etag;
     if (res.headers['last-modified']) info.lastModified = res.headers['last-modified'];
@@ -242,8 +262,15 @@ export class ManifestPoller {
       log.debug({ event: 'manifest.not-modified', url, etag: info.etag }, 'manifest body unchanged');
       return 'not-modified';
     }
+    // The signature is checked before the body is even parsed: nothing unsigned is looked at.
+    const sig = config.publicKey === undefined ? undefined : await this.#verify(url, bytes, signal);
     const parsed = parseManifest(text, { format: config.format, url, component: config.component, now: now() });
-    const before = this.#manifest?.sequence;
+    if (sig) {
+      parsed.sequence = signedSequence(url, parsed, sig.info);
+      info.signature = sig.info;
+    }
+    const floor = [this.#manifest?.sequence, sig ? this.#o.acceptedSequence : undefined].filter((n): n is number => n !== undefined);
+    const before = floor.length > 0 ? Math.max(...floor) : undefined;
     if (before !== undefined && (parsed.sequence === undefined || parsed.sequence < before)) {
       throw new ManifestError(`Cannot use the manifest ${url}: its sequence went back from ${before} to ${parsed.sequence ?? '(none)'}; an old release is being served (stale mirror or replay)`, {
         data: { url, issues: [{ path: 'sequence', message: `Expected ${before} or more, got ${parsed.sequence ?? '(none)'}` }] },
@@ -252,7 +279,37 @@ export class ManifestPoller {
     this.#etag = info.etag;
     this.#lastModified = info.lastModified;
     this.#text = text;
+    if (sig) {
+      this.#sigEtag = sig.etag;
+      this.#sigText = sig.text;
+    }
     return { parsed, info };
+  }
+
+  /**
+   * Fetches `<url>.minisig` (conditionally: a 304 means the signature of the
+   * last good manifest, which then fails against a new body, as it must)
+   * and verifies the manifest's bytes with it.
+   */
+  async #verify(url: string, bytes: Buffer, signal: AbortSignal): Promise<{ info: ManifestSignatureInfo; text: string; etag?: string }> {
+    const { config, download } = this.#o;
+    const key = await loadPublicKey(config.publicKey!);
+    const sigUrl = signatureUrl(url);
+    const headers: Record<string, string> = this.#sigEtag ? { 'if-none-match': this.#sigEtag } : {};
+    const res = await httpGet(sigUrl, { connectTimeoutMs: download?.connectTimeout, idleTimeoutMs: download?.idleTimeout, headers, signal });
+    let text: string;
+    let etag = res.headers.etag;
+    if (res.status === 304 && this.#sigText !== undefined) {
+      res.body.destroy();
+      text = this.#sigText;
+      etag = this.#sigEtag;
+    } else if (res.status === 200) {
+      text = (await readBounded(res, sigUrl, MAX_SIGNATURE_BYTES)).toString('utf8');
+    } else {
+      res.body.destroy();
+      throw new DownloadError('ERR_HTTP_STATUS', `Cannot use the manifest ${url}: its signature ${sigUrl} could not be fetched (HTTP ${res.status}); manifest.publicKey is set, so every manifest must be signed`, { data: { url, signatureUrl: sigUrl, status: res.status } });
+    }
+    return { info: verifyManifestSignature(url, bytes, text, key), text, ...(etag ? { etag } : {}) };
   }
 
   /** A manifest that expired while the server keeps answering 304 is not good any more. */
@@ -265,7 +322,7 @@ export class ManifestPoller {
 }
 
 /** Reads a small body, refusing more than `maxBytes` (declared or actual). */
-async function readBounded(res: HttpResponse, url: string, maxBytes: number): Promise<string> {
+async function readBounded(res: HttpResponse, url: string, maxBytes: number): Promise<Buffer> {
   const tooBig = (size?: number) => new DownloadError('ERR_SIZE_LIMIT', `Cannot download the manifest ${url}: the body is ${size === undefined ? 'over' : `${size} bytes, over`} the ${maxBytes}-byte cap`, { data: { url, maxBytes, ...(size === undefined ? {} : { size }) } });
   const declared = Number(res.headers['content-length'] ?? NaN);
   if (declared > maxBytes) {
@@ -285,5 +342,5 @@ async function readBounded(res: HttpResponse, url: string, maxBytes: number): Pr
   if (Number.isFinite(declared) && n !== declared) {
     throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download the manifest ${url}: short body, ${n} of ${declared} bytes`, { data: { url, bytes: n, declared } });
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
