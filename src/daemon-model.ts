@@ -28,7 +28,7 @@ export interface DaemonStatus {
   configPath: string;
   /** When the config was last loaded successfully, and the last rejected edit if any. */
   config: { loadedAt: string; lastInvalid?: { at: string; issues: { path: string; message: string }[] } };
-  manifest?: { url: string; lastCheckAt?: string; lastStatus?: number; etag?: string; error?: string };
+  manifest?: { url: string; lastCheckAt?: string; lastStatus?: number; etag?: string; error?: string; sequence?: number; signedBy?: string };
   components: Record<string, ComponentStatus>;
   current: number | null;
   generations: { id: number; status: string; createdAt: string; components: Record<string, string> }[];
@@ -51,8 +51,22 @@ export type DaemonEvent =
   | { type: 'rollback'; from: number; to: number | null; reason: string; bad: Record<string, string> }
   | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] };
 
+/** Lander's own health (`GET /healthz`): ok only when every check is. */
+export interface DaemonHealth {
+  ok: boolean;
+  checks: {
+    config: { ok: boolean; loadedAt: string; detail?: string };
+    lastCheck: { ok: boolean; at?: string; detail?: string };
+    /** `stuck`: components whose job reported no progress for `stuckAfterMs`. */
+    jobs: { ok: boolean; stuck: string[]; stuckAfterMs: number; detail?: string };
+    server: { ok: boolean; state: string; detail?: string };
+  };
+}
+
 export interface DaemonControl {
   status(): DaemonStatus;
+  /** Lander's own health: config, last check, stuck jobs, server state. */
+  health(): DaemonHealth;
   /** Re-reads the config, polls the manifest now, and reconciles. Resolves when the check is queued. */
   check(): Promise<{ queued: boolean }>;
   /** Restarts the server on the current generation. */

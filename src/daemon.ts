@@ -153,6 +153,12 @@ export class Daemon implements DaemonControl {
   /** Starts a reconcile now. A newer one aborts the jobs of versions it no longer wants and lands instead. */
   #reconcile(): void {
     if (this.#stopped) return;
+    // Without the manifest in force, the desired set lacks what it lists, and landing it would drop
+    // those components; a refused or unreachable manifest must leave the current generation as it is.
+    if (this.config.manifest && !this.#manifest) {
+      this.log.info({ event: 'reconcile.waiting', url: this.config.manifest.url }, 'no valid manifest yet; keeping the current generation');
+      return;
+    }
     this.#lastCheckAt = new Date().toISOString();
     const run = this.lander.reconcile().then(
       (r) => {
@@ -200,7 +206,14 @@ export class Daemon implements DaemonControl {
       config: m,
       log: this.log,
       download: this.config.download,
-      onManifest: (parsed) => {
+      // A signed manifest older than one accepted before (by any lander on this root) is a replay.
+      ...(m.publicKey !== undefined && this.store.state.signedManifests[m.url] ? { acceptedSequence: this.store.state.signedManifests[m.url]!.sequence } : {}),
+      onManifest: (parsed, info) => {
+        if (info.signature && parsed.sequence !== undefined) {
+          this.store.state.signedManifests[m.url] = { sequence: parsed.sequence, keyId: info.signature.keyId, acceptedAt: new Date().toISOString() };
+          this.store.save().catch((err) => this.log.error({ event: 'manifest.persist-failed', url: m.url, err }, 'cannot record the accepted manifest sequence in state.json'));
+        }
+        // The new manifest replaces the old one whole: components are never taken from two manifests.
         this.#manifest = parsed;
         this.#reconcile();
       },

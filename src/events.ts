@@ -52,10 +52,11 @@ export const EVENTS = {
   'config.root-changed': { level: 'error', fields: ['from', 'to'], action: 'The config names another `root`; that needs a restart of lander (systemctl restart lander). The rest of the edit is applied.', rare: 'an operator mistake; a unit of the daemon is not tested for it' },
   'desired.problem': { level: 'debug', fields: ['component', 'message', 'code?'], action: 'A component is incomplete (no version, URL or digest from config or manifest) and is not installed; fix the config or the manifest.', rare: 'the manifest unit tests cover the combination rule' },
   // ---- manifest
-  'manifest.changed': { level: 'info', fields: ['url', 'etag?', 'sequence?', 'components'], action: 'A new release manifest was fetched; the versions it names are reconciled.' },
+  'manifest.changed': { level: 'info', fields: ['url', 'etag?', 'sequence?', 'signedBy?', 'components'], action: 'A new release manifest was fetched; the versions it names are reconciled.' },
   'manifest.not-modified': { level: 'debug', fields: ['url', 'etag?'], action: 'The manifest did not change (304 or same body). Nothing to do.' },
   'manifest.next': { level: 'debug', fields: ['url', 'delayMs', 'failures'], action: 'When the manifest is polled next.' },
   'manifest.aborted': { level: 'debug', fields: ['url'], action: 'A manifest poll was cut short by a stop or a newer poll.', rare: 'a race with shutdown' },
+  'manifest.persist-failed': { level: 'error', fields: ['url', 'err'], action: 'The accepted signed manifest\'s sequence could not be written to state.json (disk full, permissions); until it is, a restart would not refuse an older manifest. Fix the disk; the next accepted manifest writes it again.', rare: 'needs a state.json write to fail after the install wrote it' },
   'manifest.error': { level: ['warn', 'error'], fields: ['url', 'err', 'failures?', 'code?'], action: 'The manifest could not be fetched or parsed; the last good one stays. Check the URL and the release; polls back off and retry.' },
   // ---- installs
   'download.start': { level: 'info', fields: [...JOB, 'url', 'total?'], action: 'An archive download started from zero.' },
@@ -71,6 +72,7 @@ export const EVENTS = {
   'install.result': { level: 'info', fields: ['component', 'version', 'status', 'sha256?', 'downloadedBytes?', 'durationMs?'], action: '`lander install`: the outcome for one component.' },
   'install.incomplete': { level: 'error', fields: ['failed'], action: '`lander install`: some components failed (see `install.failed`); `current` was left as it was.' },
   'install.done': { level: 'info', fields: ['generation', 'switched', 'components'], action: '`lander install` finished; `switched` says whether `current` changed.' },
+  'reconcile.waiting': { level: 'info', fields: ['url'], action: 'A manifest is configured but none has been accepted yet (unreachable, unsigned, bad signature, older or expired: see `manifest.error`); the current generation stays as it is until one is.' },
   'reconcile.incomplete': { level: 'warn', fields: ['errors'], action: 'A reconcile could not install everything (see `install.failed`); the server keeps running on the current generation.' },
   'reconcile.failed': { level: 'error', fields: ['err'], action: 'A reconcile failed unexpectedly; look at `err`. lander keeps running and retries on the next change or `lander check`.', rare: 'an unexpected fault' },
   // ---- store and generations
