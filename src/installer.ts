@@ -15,6 +15,7 @@ import type { Generation, StoreEntry } from './state.ts';
 import type { Store } from './store.ts';
 import { resolveDigest } from './digest.ts';
 import { runInstallWorker } from './install-worker-client.ts';
+import { removePart } from './archive/part-file.ts';
 import type { ProgressEvent } from '../workers/protocol.ts';
 
 export interface ComponentOutcome {
@@ -160,6 +161,8 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
     archiveBytes: done.bytes,
     extractedBytes: done.extractedBytes,
   });
+  // Only now, with the tree recorded in the store, are the archive's bytes no longer needed.
+  await removePart(store.partPath(sha256));
   const durationMs = Math.round(performance.now() - t0);
   log.info(
     { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir },

@@ -77,7 +77,8 @@ export class Store {
       if (name.includes('.tmp-')) await rm(path.join(gens, name), { recursive: true, force: true });
     }
     for (const name of await readdir(this.root)) {
-      if (name.startsWith('current.tmp-') || (name.startsWith('.state.json.') && name.endsWith('.tmp'))) await rm(path.join(this.root, name), { force: true });
+      // Temp files of writeFileAtomic (state.json, server.json) and of the swap.
+      if (name.startsWith('current.tmp-') || (name.startsWith('.') && name.endsWith('.tmp'))) await rm(path.join(this.root, name), { force: true });
     }
     // state.json is written after the swap; after a crash in between, `current` is the truth.
     const target = await readSymlink(this.currentLink);
@@ -86,6 +87,38 @@ export class Store {
       this.log.warn({ event: 'store.recover', current: id, recorded: this.state.current }, 'state.json behind the current link; following the link');
       this.state.current = id;
       await this.save();
+    }
+    await this.#removeOrphans(id);
+  }
+
+  /**
+   * Folders state.json does not know: a generation renamed into place, or a
+   * store entry renamed into `store/`, just before a crash kept the state
+   * write from recording it; or one half-deleted by a garbage collection
+   * (which records first, then deletes). Nothing refers to them; an entry's
+   * archive is still in `downloads/` (removed only after the commit), so a
+   * later install replays it instead of downloading it again.
+   */
+  async #removeOrphans(linked: number | null): Promise<void> {
+    const known = new Set(this.state.generations.map((g) => String(g.id)));
+    if (linked !== null) known.add(String(linked));
+    for (const name of await readdir(this.abs('generations'))) {
+      if (known.has(name)) continue;
+      await rm(this.abs(path.join('generations', name)), { recursive: true, force: true });
+      this.log.warn({ event: 'store.cleanup', path: path.posix.join('generations', name) }, 'removed a generation folder that state.json does not record');
+    }
+    const entries = new Set(this.state.entries.map((e) => e.dir));
+    for (const component of await readdir(this.abs('store'))) {
+      const dir = path.posix.join('store', component);
+      const names = await readdir(this.abs(dir)).catch(() => [] as string[]);
+      for (const name of names) {
+        const rel = path.posix.join(dir, name);
+        const owner = name.endsWith('.files.json') ? rel.slice(0, -'.files.json'.length) : rel;
+        if (entries.has(owner)) continue;
+        const tmp = name.startsWith('.') && name.endsWith('.tmp');
+        await rm(this.abs(rel), { recursive: true, force: true });
+        if (!tmp) this.log.warn({ event: 'store.cleanup', path: rel }, 'removed a store entry that state.json does not record');
+      }
     }
   }
 

@@ -93,6 +93,7 @@ export interface LogEvent {
   msg: string;
 }
 
+/** The staging tree is complete and verified. The `.part` is left in place: remove it once the tree is committed. */
 export interface DoneEvent {
   type: 'done';
   jobId: string;

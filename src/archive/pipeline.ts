@@ -79,20 +79,32 @@ class InstallJob {
       } else {
         this.log('info', 'download.start', { url: this.url, total: this.meta?.total }, 'downloading');
       }
-      await this.download();
-      const actual = this.sink.digest();
-      if (actual !== req.sha256) {
-        partIsBad = true;
-        throw new DigestMismatchError(
-          `Cannot install ${req.component} ${req.version}: the archive's SHA-256 is ${actual}, expected ${req.sha256}`,
+      let actual: string;
+      for (let from = 0; ; ) {
+        const used = await this.download(from);
+        actual = this.sink.digest();
+        if (actual === req.sha256) break;
+        const mismatch = new DigestMismatchError(
+          `Cannot install ${req.component} ${req.version}: the archive's SHA-256 from ${this.url} is ${actual}, expected ${req.sha256}`,
           { data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes } },
         );
+        if (used + 1 >= req.urls.length) {
+          partIsBad = true;
+          throw mismatch;
+        }
+        // The digest comes from the config or the manifest, never from a mirror: a mirror serving other bytes is skipped.
+        this.log('warn', 'download.mirror-mismatch', { url: this.url, next: req.urls[used + 1], expected: req.sha256, actual }, 'the archive from this mirror does not match the expected digest; trying the next mirror from zero');
+        this.meta = undefined;
+        this.total = undefined;
+        await this.restart();
+        from = used + 1;
       }
       this.sink.extraction.input.end();
       await this.sink.extraction.finished;
       this.emitProgress(true);
       await this.part.fh.close();
-      await removePart(req.partPath); // the bytes now live, extracted and verified, in staging
+      // The .part stays until the caller has committed the tree to the store: a crash before that
+      // replays it from disk instead of downloading it again (the caller then removes it).
       return {
         type: 'done', jobId: req.jobId, sha256: actual, bytes: this.sink.bytes, downloadedBytes: this.downloaded,
         reusedBytes: this.reused, extractedBytes: this.sink.extraction.extractedBytes(), files: this.sink.extraction.files,
@@ -154,19 +166,25 @@ class InstallJob {
     });
   }
 
-  /** Tries each URL in turn until the archive is complete; throws the last failure otherwise. */
-  private async download(): Promise<void> {
+  /**
+   * Tries each URL from `from` on in turn until the archive is complete and
+   * returns the index of the one that completed it; otherwise throws, naming
+   * every URL tried, how it failed and how often it was tried.
+   */
+  private async download(from = 0): Promise<number> {
     const { req } = this;
     const d = req.download;
     let lastError: Error | undefined;
     let attemptsTotal = 0;
-    for (const url of req.urls) {
+    const tried: { url: string; attempts: number; reason: string }[] = [];
+    for (let i = from; i < req.urls.length; i++) {
+      const url = req.urls[i]!;
       this.url = url;
       let failures = 0; // consecutive attempts that brought no byte
       let attempts = 0;
       let retryAfter: string | undefined;
       while (attempts < (d.retries + 1) * PROGRESS_ATTEMPTS_FACTOR) {
-        if (this.total !== undefined && this.sink.bytes === this.total) return;
+        if (this.total !== undefined && this.sink.bytes === this.total) return i;
         if (attempts > 0) {
           const delayMs = backoffDelay({ attempt: Math.max(1, failures), initialMs: d.backoffInitialMs, maxMs: d.backoffMaxMs, retryAfter });
           this.log('warn', 'download.retry', { url, attempt: attempts + 1, delayMs, reason: lastError?.message, offset: this.sink.bytes }, 'retrying the download');
@@ -176,22 +194,36 @@ class InstallJob {
         attemptsTotal++;
         const before = this.sink.bytes;
         const r = await this.attempt(url);
-        if (r.kind === 'complete') return;
+        if (r.kind === 'complete') return i;
         lastError = r.error;
         if (r.kind === 'fatal') throw r.error;
-        if (r.kind === 'next-url') break;
+        if (r.kind === 'next-url') {
+          lastError = new DownloadError(
+            hasCode(r.error, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : (r.error as DownloadError).code ?? 'ERR_DOWNLOAD_FAILED',
+            `Cannot download ${url}: ${reasonOf(r.error, url)} (after ${attempts} ${attempts === 1 ? 'attempt' : 'attempts'})`,
+            { cause: r.error, data: { url, attempts, offset: this.sink.bytes, ...((r.error as DownloadError).data ?? {}) } },
+          );
+          break;
+        }
         retryAfter = r.retryAfter;
         // A break after progress is not the server failing us; only attempts that bring nothing count.
         failures = this.sink.bytes > before ? 0 : failures + 1;
         if (failures > d.retries) {
           lastError = new DownloadError(
             hasCode(r.error, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : 'ERR_DOWNLOAD_FAILED',
-            `Cannot download ${url}: ${r.error.message} (after ${attempts} attempts)`,
+            `Cannot download ${url}: ${reasonOf(r.error, url)} (after ${attempts} attempts)`,
             { cause: r.error, data: { url, attempts, offset: this.sink.bytes } },
           );
           break;
         }
       }
+      tried.push({ url, attempts, reason: lastError ? reasonOf(lastError, url) : 'no attempt' });
+    }
+    if (tried.length > 1) {
+      const each = tried.map((t) => `${t.url}: ${t.reason.replace(/ \(after \d+ attempts?\)$/, '')} (after ${t.attempts} ${t.attempts === 1 ? 'attempt' : 'attempts'})`).join('; ');
+      throw new DownloadError(hasCode(lastError, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : 'ERR_DOWNLOAD_FAILED', `Cannot download ${req.component} ${req.version} from any of its ${tried.length} URLs: ${each}`, {
+        cause: lastError, data: { url: this.url, urls: tried.map((t) => t.url), tried, attempts: attemptsTotal },
+      });
     }
     if (lastError instanceof DownloadError) throw lastError;
     throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.url}: ${lastError?.message ?? 'no URL to try'} (after ${attemptsTotal} attempts)`, {
@@ -273,6 +305,12 @@ class InstallJob {
     this.total = undefined;
     await this.restart();
   }
+}
+
+/** An attempt's failure without the `Cannot download <url>: ` its message may already start with. */
+function reasonOf(err: Error, url: string): string {
+  const prefix = `Cannot download ${url}: `;
+  return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
 }
 
 function describeBreak(err: Error, got: number): Error {

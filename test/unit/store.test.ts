@@ -113,6 +113,26 @@ describe('Store', () => {
     await again.close();
   });
 
+  it('removes generation and store folders that state.json does not record (a crash between rename and state write)', async () => {
+    const store = await Store.open(root, log);
+    const e1 = await commit(store, 'server', '1', 'a', { f: '1' });
+    const { generation } = await store.createGeneration([e1]);
+    await store.swap(generation.id);
+    await store.close();
+    // Renamed into place, then killed before state.json recorded them; plus a torn index temp file.
+    await mkdir(path.join(root, 'generations/2/_internal'), { recursive: true });
+    await mkdir(path.join(root, 'store/server/2-bbbbbbbb/_internal'), { recursive: true });
+    await writeFile(path.join(root, 'store/server/2-bbbbbbbb.files.json'), '{}');
+    await writeFile(path.join(root, 'store/server/.2-cccccccc.files.json.1234abcd.tmp'), '{');
+    await writeFile(path.join(root, '.server.json.1234abcd.tmp'), '{');
+    const again = await Store.open(root, log);
+    expect(await readdir(path.join(root, 'generations'))).toEqual(['1']);
+    expect((await readdir(path.join(root, 'store/server'))).sort()).toEqual([path.basename(e1.dir), `${path.basename(e1.dir)}.files.json`].sort());
+    expect((await readdir(root)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    expect(await readFile(path.join(root, 'current/f'), 'utf8')).toBe('1');
+    await again.close();
+  });
+
   it('lets one lander per root hold the lock, naming the holder, and takes over a dead holder\'s lock', async () => {
     const store = await Store.open(root, log);
     await expect(Store.open(root, log)).rejects.toMatchObject({ code: 'ERR_LOCKED', data: { pid: process.pid } });
