@@ -1,5 +1,5 @@
 /**
- * The status API: `GET /status`, `GET /events` (SSE), `GET /metrics`,
+ * The status API: `GET /status`, `GET /healthz`, `GET /events` (SSE), `GET /metrics`,
  * `POST /check|/restart|/rollback`, served by node:http on a unix socket
  * (mode 0600, no token: the file mode is the guard) and optionally on a
  * loopback TCP port (every request needs `Authorization: Bearer <token>`).
@@ -212,6 +212,12 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
 
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     '/status': { GET: (_q, res) => sendJson(res, 200, control.status()) },
+    '/healthz': {
+      GET: (_q, res) => {
+        const h = control.health();
+        sendJson(res, h.ok ? 200 : 503, h);
+      },
+    },
     '/events': { GET: openEvents },
     '/metrics': {
       GET: (_q, res) => {

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseConfig, type Config } from './config.ts';
 import { loadConfigFile } from './config-file.ts';
 import { watchConfig } from './config-watcher.ts';
-import type { ComponentStatus, DaemonControl, DaemonEvent, DaemonStatus } from './daemon-model.ts';
+import type { ComponentStatus, DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from './daemon-model.ts';
 import { LanderError, type ConfigError } from './errors.ts';
 import { Lander } from './lander.ts';
 import type { Logger } from './log.ts';
@@ -19,6 +19,8 @@ import { LanderMetrics } from './metrics.ts';
 import { runtimeName } from './runtime.ts';
 import { Store } from './store.ts';
 import { startApi } from './api.ts';
+import { assessHealth } from './lander-health.ts';
+import { SystemdNotifier } from './systemd-notify.ts';
 
 export const LANDER_VERSION = '0.1.0';
 
@@ -49,10 +51,15 @@ export class Daemon implements DaemonControl {
   #lastCheckAt: string | undefined;
   #reconciling: Promise<unknown> = Promise.resolve();
   #stopped = false;
+  /** Last sign of life of each job in flight (ms since the epoch), for the stuck-job check. */
+  #jobTouched = new Map<string, number>();
+  readonly #notify: SystemdNotifier;
 
   private constructor(opts: DaemonOptions) {
     this.log = opts.log;
     this.configPath = opts.configPath;
+    // First: it takes NOTIFY_SOCKET out of the environment before any server is spawned.
+    this.#notify = new SystemdNotifier({ log: opts.log });
   }
 
   /** Loads the config, takes the root's lock, starts the API, the server, the watchers, and a first reconcile. */
@@ -97,12 +104,26 @@ export class Daemon implements DaemonControl {
     await this.lander.startServer();
     if (this.#manifest === undefined && this.#poller) await this.#poller.pollNow();
     this.#reconcile();
+    if (this.#stopped) return;
+    void this.#notify.ready(this.#statusLine());
+    this.#notify.startWatchdog(() => {
+      const h = this.health();
+      return h.checks.jobs.ok ? undefined : { reason: 'job stuck', stuck: h.checks.jobs.stuck };
+    });
+  }
+
+  /** systemd's STATUS= line: what is live. */
+  #statusLine(prefix?: string): string {
+    const g = this.store.current();
+    const live = g ? `generation ${g.id} (${Object.entries(g.components).map(([n, c]) => `${n} ${c.version}`).join(', ')})` : 'nothing installed yet';
+    return `${prefix ? `${prefix}; ` : ''}${live}, server ${this.lander.supervisor?.state ?? 'none'}`;
   }
 
   #wire(): void {
     const l = this.lander;
     l.on('progress', (component, e) => {
       const job = this.#jobs.get(component);
+      this.#jobTouched.set(component, Date.now());
       const version = job?.version ?? this.#specs().find((s) => s.name === component)?.version ?? '?';
       this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, startedAt: job?.startedAt ?? new Date().toISOString() });
       const prev = this.#downloaded.get(component) ?? 0;
@@ -112,6 +133,7 @@ export class Daemon implements DaemonControl {
     });
     l.on('outcome', (o) => {
       this.#jobs.delete(o.component);
+      this.#jobTouched.delete(o.component);
       this.#downloaded.delete(o.component);
       if (o.status === 'installed' || o.status === 'failed') {
         const aborted = o.error && (o.error as LanderError).code === 'ERR_ABORTED';
@@ -123,10 +145,12 @@ export class Daemon implements DaemonControl {
       this.metrics.generation(info.generation);
       for (const [name, c] of Object.entries(this.store.current()?.components ?? {})) this.metrics.componentVersion(name, c.version);
       if (info.restarted) this.metrics.serverRestarted('update');
+      void this.#notify.status(this.#statusLine('landed'));
       this.#emit({ type: 'landed', ...info });
     });
     l.on('rollback', (info) => {
       this.metrics.rollback();
+      void this.#notify.status(this.#statusLine(`rolled back from generation ${info.from}`));
       this.#emit({ type: 'rollback', ...info });
     });
     l.supervisor?.on('state', (c) => {
@@ -264,6 +288,19 @@ export class Daemon implements DaemonControl {
     };
   }
 
+  health(): DaemonHealth {
+    return assessHealth({
+      now: Date.now(),
+      configLoadedAt: this.#configLoadedAt,
+      ...(this.#lastInvalid ? { lastInvalid: this.#lastInvalid } : {}),
+      ...(this.#lastCheckAt ? { lastCheckAt: this.#lastCheckAt } : {}),
+      jobs: Object.fromEntries(this.#jobTouched),
+      download: this.config.download,
+      server: this.lander.supervisor?.state ?? 'none',
+      installed: this.store.state.current !== null,
+    });
+  }
+
   async check(): Promise<{ queued: boolean }> {
     await this.#watcher?.reload();
     if (this.#poller) await this.#poller.pollNow();
@@ -299,12 +336,14 @@ export class Daemon implements DaemonControl {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    await this.#notify.stopping();
     this.#poller?.stop();
     await this.#watcher?.close();
     await this.lander?.shutdown();
     await this.#reconciling.catch(() => undefined);
     await this.#api?.close();
     await this.store?.close();
+    await this.#notify.close();
   }
 }
 

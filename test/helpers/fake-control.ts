@@ -3,7 +3,7 @@
  * status, events the test pushes, actions that answer or fail on request.
  * The daemon itself is tested elsewhere; this only lets the API be driven.
  */
-import type { DaemonControl, DaemonEvent, DaemonStatus } from '../../src/daemon-model.ts';
+import type { DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../../src/daemon-model.ts';
 import { LanderError } from '../../src/errors.ts';
 import { LanderMetrics } from '../../src/metrics.ts';
 
@@ -46,6 +46,20 @@ export class FakeControl implements DaemonControl {
 
   status(): DaemonStatus {
     return this.statusValue;
+  }
+
+  healthValue: DaemonHealth = {
+    ok: true,
+    checks: {
+      config: { ok: true, loadedAt: '2025-01-01T00:00:00.000Z' },
+      lastCheck: { ok: true, at: '2025-01-01T00:00:00.000Z' },
+      jobs: { ok: true, stuck: [], stuckAfterMs: 60_000 },
+      server: { ok: true, state: 'healthy' },
+    },
+  };
+
+  health(): DaemonHealth {
+    return this.healthValue;
   }
 
   async check(): Promise<{ queued: boolean }> {
