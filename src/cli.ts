@@ -20,6 +20,9 @@ Usage:
   lander check   [--config FILE]          ask the daemon to re-read its config, poll the manifest, reconcile
   lander restart [--config FILE]          ask the daemon to restart the server on the current generation
   lander rollback [--config FILE]         ask the daemon to swap back to the previous good generation
+  lander keygen  --out DIR                write a minisign key pair for signing manifests: DIR/lander.pub, DIR/lander.key (0600)
+  lander sign    FILE --key KEYFILE [--trusted-comment TEXT] [--legacy]
+                                          write FILE.minisig (minisign format; the trusted comment carries the manifest's sequence)
   lander verify  [--config FILE] [--generation N] [--json]
                                           re-hash a generation (default: current) against its install records
   lander help
@@ -51,6 +54,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         json: { type: 'boolean', default: false },
         watch: { type: 'boolean', short: 'w', default: false },
         generation: { type: 'string' },
+        out: { type: 'string' },
+        key: { type: 'string' },
+        'trusted-comment': { type: 'string' },
+        legacy: { type: 'boolean', default: false },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -85,6 +92,16 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         const { verifyCommand } = await import('./commands/verify.ts');
         return await verifyCommand({ configPath, log, stdout: io.stdout, stderr: io.stderr, json: values.json, ...(values.generation !== undefined ? { generation: values.generation } : {}) });
       }
+      case 'keygen': {
+        if (!values.out) return usage(io, 'keygen needs --out DIR');
+        const { keygenCommand } = await import('./commands/keygen.ts');
+        return await keygenCommand({ out: values.out, stdout: io.stdout });
+      }
+      case 'sign': {
+        if (!positionals[1] || !values.key) return usage(io, 'sign needs FILE and --key KEYFILE');
+        const { signCommand } = await import('./commands/sign.ts');
+        return await signCommand({ file: positionals[1], key: values.key, legacy: values.legacy, stdout: io.stdout, ...(values['trusted-comment'] !== undefined ? { trustedComment: values['trusted-comment'] } : {}) });
+      }
       case 'check':
       case 'restart':
       case 'rollback':
@@ -101,4 +118,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   } finally {
     log.flush?.();
   }
+}
+
+function usage(io: CliIo, message: string): number {
+  io.stderr.write(`lander: ${message}\n\n${HELP}`);
+  return 2;
 }
