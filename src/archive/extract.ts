@@ -11,7 +11,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import tar, { type ExtractEvents, type Header } from 'tar-stream';
 import { ArchiveError, LanderError, StoreError } from '../errors.ts';
 import type { EntryType, ExtractLimits, FileRecord } from '../../workers/protocol.ts';
-import { checkEntryPath, collisionKey, parentPaths } from './entry-path.ts';
+import { checkEntryPath, collisionKey, displayEntryName, parentPaths } from './entry-path.ts';
 import { LinkTable } from './link-table.ts';
 
 export interface ExtractOptions {
@@ -118,7 +118,8 @@ class TreeWriter {
     this.tarx.destroy(err);
   }
 
-  private error(code: string, entry: string, what: string, data: Record<string, unknown> = {}, cause?: unknown): ArchiveError {
+  private error(code: string, rawEntry: string, what: string, data: Record<string, unknown> = {}, cause?: unknown): ArchiveError {
+    const entry = displayEntryName(rawEntry);
     return new ArchiveError(code, `Cannot extract ${this.o.component}: entry ${JSON.stringify(entry)} ${what}`, {
       cause,
       data: { component: this.o.component, entry, ...data },
@@ -130,10 +131,11 @@ class TreeWriter {
     if (/Header exceeds max size/.test(err.message)) {
       return new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: a pax or GNU long-name header is over 4 MiB`, { cause: err, data: { component: this.o.component } });
     }
-    const at = this.lastEntry === undefined ? '' : ` at or after entry ${JSON.stringify(this.lastEntry)}`;
+    const last = this.lastEntry === undefined ? undefined : displayEntryName(this.lastEntry);
+    const at = last === undefined ? '' : ` at or after entry ${JSON.stringify(last)}`;
     return new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the ${layer} stream is corrupt or truncated${at} (${err.message})`, {
       cause: err,
-      data: { component: this.o.component, layer, ...(this.lastEntry !== undefined ? { entry: this.lastEntry } : {}) },
+      data: { component: this.o.component, layer, ...(last !== undefined ? { entry: last } : {}) },
     });
   }
 
@@ -143,9 +145,10 @@ class TreeWriter {
     const { maxExpansionRatio } = this.o.limits;
     const ratio = this.tarBytes / Math.max(this.o.archiveBytes(), RATIO_GRACE);
     if (ratio > maxExpansionRatio) {
-      const at = this.lastEntry === undefined ? '' : ` (at entry ${JSON.stringify(this.lastEntry)})`;
+      const last = this.lastEntry === undefined ? undefined : displayEntryName(this.lastEntry);
+      const at = last === undefined ? '' : ` (at entry ${JSON.stringify(last)})`;
       this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: the archive expands ${ratio.toFixed(1)} times, over limits.maxExpansionRatio (${maxExpansionRatio})${at}; a gzip bomb?`, {
-        data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes(), ...(this.lastEntry !== undefined ? { entry: this.lastEntry } : {}) },
+        data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes(), ...(last !== undefined ? { entry: last } : {}) },
       }));
     }
   }
