@@ -55,6 +55,20 @@ export function checkEntryPath(name: string, limits: EntryPathLimits = {}): Entr
   return { ok: true, path: parts.join('/') };
 }
 
+/**
+ * An entry name short enough for a message, a log line and /status: a
+ * hostile archive can carry a 4 MiB long-name header, and twenty of those
+ * in `lastErrors` would make every status request megabytes long. Names
+ * up to `max` UTF-16 units are returned as they are.
+ *
+ * @example displayEntryName('a'.repeat(5000)) // 'aaa…aaa (5000 bytes)'
+ */
+export function displayEntryName(name: string, max = 256): string {
+  if (name.length <= max) return name;
+  const tail = Math.floor(max / 4);
+  return `${name.slice(0, max - tail)}…${name.slice(-tail)} (${Buffer.byteLength(name, 'utf8')} bytes)`;
+}
+
 /** The parent folders of a normalised path, outermost first: `a/b/c` → `a`, `a/b`. */
 export function parentPaths(path: string): string[] {
   const out: string[] = [];

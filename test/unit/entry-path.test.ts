@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkEntryPath, collisionKey, parentPaths, resolveLinkTarget } from '../../src/archive/entry-path.ts';
+import { checkEntryPath, collisionKey, displayEntryName, parentPaths, resolveLinkTarget } from '../../src/archive/entry-path.ts';
 import { checkMergedLinks } from '../../src/archive/link-table.ts';
 
 const bad = (name: string, limits = {}) => {
@@ -116,5 +116,16 @@ describe('checkMergedLinks (#20)', () => {
   });
   it('accepts the links real CUDA trees have', () => {
     expect(checkMergedLinks([{ path: 'lib/libcudart.so', target: 'libcudart.so.12' }, { path: 'lib/libcublas.so', target: './libcublas.so.12' }])).toBeUndefined();
+  });
+});
+
+describe('displayEntryName', () => {
+  it('keeps short names and shortens huge ones, keeping both ends and the size', () => {
+    expect(displayEntryName('lib/a.so')).toBe('lib/a.so');
+    const long = `${'d/'.repeat(3000)}tail.so`;
+    const shown = displayEntryName(long);
+    expect(shown.length).toBeLessThan(300);
+    expect(shown).toMatch(/^d\/d\//);
+    expect(shown).toMatch(/tail\.so \(6007 bytes\)$/);
   });
 });
