@@ -25,6 +25,8 @@ Usage:
                                           write FILE.minisig (minisign format; the trusted comment carries the manifest's sequence)
   lander verify  [--config FILE] [--generation N] [--json]
                                           re-hash a generation (default: current) against its install records
+  lander pack <onedir> --out DIR [...]   split a one-folder build into component archives and a manifest
+                                          (options: lander pack --help)
   lander help
 
 Options:
@@ -44,6 +46,11 @@ export interface CliIo {
 }
 
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  // pack reads no config and has options of its own (src/commands/pack.ts).
+  if (argv[0] === 'pack') {
+    const { packCommand } = await import('./commands/pack.ts');
+    return packCommand(argv.slice(1), { stdout: io.stdout, stderr: io.stderr, ...(io.log ? { log: io.log } : {}) });
+  }
   let parsed;
   try {
     parsed = parseArgs({
