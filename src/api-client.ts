@@ -125,6 +125,18 @@ export class ApiClient {
     return this.#json<T>('GET', urlPath, this.#o.getTimeoutMs ?? 15_000, signal);
   }
 
+  /** GET a JSON endpoint whose status code is part of the answer (`/healthz`: 200 or 503). */
+  async getJsonWithStatus<T>(urlPath: string, signal?: AbortSignal): Promise<{ status: number; body: T }> {
+    const t = this.#o.getTimeoutMs ?? 15_000;
+    const res = await this.#request('GET', urlPath, t, signal);
+    const text = await this.#body(res, `GET ${urlPath}`, Date.now() + t);
+    try {
+      return { status: res.statusCode ?? 0, body: JSON.parse(text) as T };
+    } catch (cause) {
+      throw new LanderError('ERR_API', `Cannot read the answer to GET ${urlPath}: status ${res.statusCode}, not JSON (${text.slice(0, 100)})`, { cause });
+    }
+  }
+
   /** POST with an empty body (the actions take no arguments). */
   post<T>(urlPath: string, signal?: AbortSignal): Promise<T> {
     return this.#json<T>('POST', urlPath, this.#o.postTimeoutMs ?? 300_000, signal);

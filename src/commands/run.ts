@@ -5,13 +5,29 @@
  * downloads resumable, releases the lock and exits 0.
  */
 import { Daemon } from '../daemon.ts';
-import type { Logger } from '../log.ts';
+import { loadConfigFile } from '../config-file.ts';
+import { createLogger, reopenLogFiles, type Logger } from '../log.ts';
 
 export interface RunCommandOptions {
   configPath: string;
   log: Logger;
   /** Resolves when the daemon should stop; default: the first SIGTERM or SIGINT. */
   until?: Promise<string>;
+}
+
+/**
+ * The daemon's logger: the config's `log` section (level, file, stdout), with
+ * `--log-level` (or LANDER_LOG_LEVEL) and `--pretty` from the command line
+ * winning. An unreadable config gives a plain stdout logger: the daemon's
+ * start then fails on the same config and says why through it.
+ */
+export async function daemonLogger(configPath: string, cli: { level?: string; pretty?: boolean }): Promise<Logger> {
+  const logCfg = await loadConfigFile(configPath).then((c) => c.log, () => undefined);
+  return createLogger({
+    level: cli.level ?? process.env.LANDER_LOG_LEVEL ?? logCfg?.level ?? 'info',
+    ...(cli.pretty ? { pretty: true } : {}),
+    ...(logCfg?.file ? { file: logCfg.file, stdout: logCfg.stdout } : {}),
+  });
 }
 
 export function firstSignal(signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): Promise<string> {
@@ -29,6 +45,8 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const until = opts.until ?? firstSignal();
   const daemon = await Daemon.start({ configPath: opts.configPath, log });
   const onHup = () => {
+    // logrotate's postrotate sends SIGHUP (systemctl reload): write to the new file from now on.
+    for (const file of reopenLogFiles()) log.info({ event: 'log.reopen', file }, 'log file reopened');
     log.info({ event: 'config.reload', reason: 'SIGHUP' }, 'reloading the config');
     void daemon.reload();
   };

@@ -2,15 +2,18 @@
  * `lander status [--watch] [--json]`: the running daemon's status over its
  * API; with `--watch`, its events live (progress bars at a terminal, lines or
  * JSON lines otherwise) until Ctrl-C. With no daemon, the store on disk.
+ * Exit code (for scripts and monitoring): 0 lander is healthy (`/healthz`),
+ * 1 it is not (the failing checks are printed), 3 no daemon is running.
  */
 import { ApiClient, socketPathOf } from '../api-client.ts';
 import { loadConfigFile } from '../config-file.ts';
-import type { DaemonEvent, DaemonStatus } from '../daemon-model.ts';
+import type { DaemonEvent, DaemonHealth, DaemonStatus } from '../daemon-model.ts';
 import { hasCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ProgressBars } from '../progress-bar.ts';
 import { formatStoreStatus, readStoreStatus } from './status-offline.ts';
 import { formatDaemonStatus, formatEvent, formatProgress, safe } from './status-format.ts';
+import { EXIT_NO_DAEMON } from './control.ts';
 
 export interface StatusCommandOptions {
   configPath: string;
@@ -53,10 +56,17 @@ export async function statusCommand(opts: StatusCommandOptions): Promise<number>
     const s = await readStoreStatus(opts.configPath, opts.log);
     stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : formatStoreStatus(s));
     if (opts.watch) stderr.write('lander status: nothing to watch without a daemon\n');
-    return 0;
+    return EXIT_NO_DAEMON;
   }
   stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : formatDaemonStatus(status));
-  if (!opts.watch) return 0;
+  const health = await client.getJsonWithStatus<DaemonHealth>('/healthz', opts.signal);
+  const healthy = health.status === 200 && health.body.ok;
+  if (!healthy) {
+    const failing = Object.entries(health.body.checks ?? {}).filter(([, c]) => !c.ok).map(([n, c]) => `${n}: ${safe(c.detail ?? 'not ok')}`);
+    // On stderr, so stdout stays one JSON document with --json.
+    stderr.write(`lander is not healthy: ${failing.join('; ') || `status ${health.status}`}\n`);
+  }
+  if (!opts.watch) return healthy ? 0 : 1;
   return watch(client, opts);
 }
 
