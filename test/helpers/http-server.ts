@@ -25,6 +25,10 @@ export interface Misbehaviour {
   cutAfter?: number;
   /** Send this many body bytes, then send nothing more (until the client gives up). */
   stallAfter?: number;
+  /** Send this many body bytes, then close the connection cleanly (FIN): a body shorter than its Content-Length. */
+  endAfter?: number;
+  /** Send the body at about this many bytes per second, in small pieces (a slow but live link). */
+  rate?: number;
   /** Answer a Range request with the whole body and 200. */
   ignoreRange?: boolean;
   /** Answer a Range request with 206 whose Content-Range (and body) start this many bytes off. */
@@ -56,6 +60,8 @@ export interface PathStats {
   ifNoneMatches: (string | undefined)[];
   /** Requests answered 304 Not Modified. */
   notModified: number;
+  /** Arrival time (performance.now()) of each request. */
+  times: number[];
 }
 
 export interface ServeOptions {
@@ -96,7 +102,7 @@ export async function startTestServer(): Promise<TestServer> {
 
   const statsFor = (p: string) => {
     let s = stats.get(p);
-    if (!s) stats.set(p, (s = { requests: 0, bytesSent: 0, ranges: [], ifRanges: [], ifNoneMatches: [], notModified: 0 }));
+    if (!s) stats.set(p, (s = { requests: 0, bytesSent: 0, ranges: [], ifRanges: [], ifNoneMatches: [], notModified: 0, times: [] }));
     return s;
   };
   const nextFault = (p: string): Misbehaviour | undefined => {
@@ -112,6 +118,7 @@ export async function startTestServer(): Promise<TestServer> {
     let p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const st = statsFor(p);
     st.requests++;
+    st.times.push(performance.now());
     st.ranges.push(req.headers.range);
     st.ifRanges.push(req.headers['if-range'] as string | undefined);
     st.ifNoneMatches.push(req.headers['if-none-match']);
@@ -172,14 +179,15 @@ export async function startTestServer(): Promise<TestServer> {
     headers['content-length'] = String(size - start);
     res.writeHead(status, headers);
     const body = f.body.subarray(start);
-    const limit = fault?.cutAfter ?? fault?.stallAfter;
+    const limit = fault?.cutAfter ?? fault?.stallAfter ?? fault?.endAfter;
     const send = limit === undefined ? body : body.subarray(0, limit);
     writeCounted(res, send, st, () => {
       if (limit === undefined) res.end();
       // Destroy only after the bytes were handed to the kernel, so the client receives exactly `cutAfter` bytes.
       else if (fault?.cutAfter !== undefined) res.socket?.destroy();
+      else if (fault?.endAfter !== undefined) res.socket?.end();
       // stallAfter: leave the socket open and silent.
-    });
+    }, fault?.rate);
   });
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -210,8 +218,9 @@ export async function startTestServer(): Promise<TestServer> {
   };
 }
 
-/** Writes in 64 KiB pieces with back-pressure, counting what went out. */
-function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void): void {
+/** Writes in 64 KiB pieces with back-pressure (or, with `rate`, 20 small pieces a second), counting what went out. */
+function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate?: number): void {
+  if (rate !== undefined) return trickle(res, body, st, done, rate);
   const piece = 64 * 1024;
   let off = 0;
   const pump = () => {
@@ -227,4 +236,19 @@ function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, don
     done();
   };
   pump();
+}
+
+function trickle(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate: number): void {
+  const piece = Math.max(1, Math.floor(rate / 20));
+  let off = 0;
+  const tick = () => {
+    if (res.destroyed) return;
+    const chunk = body.subarray(off, off + piece);
+    off += chunk.length;
+    st.bytesSent += chunk.length;
+    if (off >= body.length) { res.write(chunk, () => done()); return; }
+    res.write(chunk);
+    setTimeout(tick, 50);
+  };
+  tick();
 }
