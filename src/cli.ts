@@ -16,7 +16,11 @@ Usage:
   lander install [--config FILE]          install every component at its desired version, then exit
   lander run     [--config FILE]          install what is missing, then run and supervise the server
   lander status  [--config FILE] [--json] [--watch]
-                                          the daemon's status (live with --watch), or the store on disk
+                                          the daemon's status (live with --watch), or the store on disk;
+                                          exit 0 healthy, 1 unhealthy, 3 no daemon
+  lander logs    [--config FILE] [--follow] [--event NAME]... [--since T] [--level L] [--json] [--file F]
+                                          lander's own log (the config's log.file, or piped-in
+                                          journalctl -u lander -o cat), one readable line per record
   lander check   [--config FILE]          ask the daemon to re-read its config, poll the manifest, reconcile
   lander restart [--config FILE]          ask the daemon to restart the server on the current generation
   lander rollback [--config FILE]         ask the daemon to swap back to the previous good generation
@@ -32,6 +36,10 @@ Usage:
 Options:
   --config FILE     config file (default: $LANDER_CONFIG or /etc/lander/lander.json)
   --log-level LVL   fatal|error|warn|info|debug|trace|silent
+  --pretty          with run and install: human-readable log lines instead of JSON
+  --event NAME      with logs: only this event, or a whole area (server = server.*); repeatable
+  --since T         with logs: from a time (2025-06-01T12:00Z) or a duration back (10m, 2h, 1d)
+  --follow, -f      with logs: keep printing as the log file grows
   --json            machine-readable output
   --watch           with status: follow the daemon's events until Ctrl-C
   --generation N    with verify: the generation to check
@@ -66,6 +74,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         'trusted-comment': { type: 'string' },
         legacy: { type: 'boolean', default: false },
         'log-level': { type: 'string' },
+        pretty: { type: 'boolean', default: false },
+        follow: { type: 'boolean', short: 'f', default: false },
+        event: { type: 'string', multiple: true },
+        since: { type: 'string' },
+        level: { type: 'string' },
+        file: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -82,7 +96,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   const tty = io.stderr.isTTY && !values.json ? io.stderr : undefined;
   // At a terminal the bars and summary speak; JSON lines are for logs and pipes.
   const level = values['log-level'] ?? (tty ? 'warn' : undefined);
-  const log = io.log ?? createLogger(level ? { level } : {});
+  const log = io.log ?? createLogger({ ...(level ? { level } : {}), pretty: values.pretty });
   const configPath = configPathFrom(values.config);
   try {
     switch (command) {
@@ -90,8 +104,25 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return await installCommand({ configPath, log, stderr: io.stderr, ...(tty ? { tty } : {}) });
       case 'run': {
         // Loaded on demand: status, check, restart and rollback need none of the daemon's modules.
-        const { runCommand } = await import('./commands/run.ts');
-        return await runCommand({ configPath, log: io.log ?? createLogger(values['log-level'] ? { level: values['log-level'] } : {}) });
+        const { runCommand, daemonLogger } = await import('./commands/run.ts');
+        return await runCommand({ configPath, log: io.log ?? (await daemonLogger(configPath, { ...(values['log-level'] ? { level: values['log-level'] } : {}), pretty: values.pretty })) });
+      }
+      case 'logs': {
+        const { logsCommand } = await import('./commands/logs.ts');
+        const { parseSince } = await import('./log-format.ts');
+        let sinceMs: number | undefined;
+        try {
+          sinceMs = values.since !== undefined ? parseSince(values.since) : undefined;
+        } catch (err) {
+          io.stderr.write(`lander logs: ${(err as Error).message}\n`);
+          return 2;
+        }
+        const events = (values.event ?? []).flatMap((e) => e.split(',')).filter(Boolean);
+        return await logsCommand({
+          configPath, stdout: io.stdout, stderr: io.stderr, follow: values.follow, json: values.json,
+          filter: { events, ...(sinceMs !== undefined ? { sinceMs } : {}), ...(values.level ? { level: values.level } : {}) },
+          ...(values.file ? { file: values.file } : {}),
+        });
       }
       case 'status':
         return await statusCommand({ configPath, log, stdout: io.stdout, stderr: io.stderr, json: values.json, watch: values.watch, ...(io.stdout.isTTY ? { tty: io.stdout } : {}) });
