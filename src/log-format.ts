@@ -105,7 +105,8 @@ export function formatRecord(r: LogRecord): string {
   const level = (typeof r.level === 'number' ? (Object.entries(LEVELS).find(([, n]) => n === r.level)?.[0] ?? String(r.level)) : String(r.level ?? '?')).toUpperCase();
   const head = `${String(r.time ?? '-')} ${level.padEnd(5)} ${String(r.event ?? '-').padEnd(22)}`;
   if (r.event === 'server.output') {
-    return terminalSafe(`${head} [${String(r.stream ?? '?')}] ${String(r.line ?? '')}${r.truncated ? ' …(truncated)' : ''}`);
+    // The server's colours pass (SGR only): they are what its author meant to show.
+    return `${terminalSafe(`${head} [${String(r.stream ?? '?')}]`)} ${terminalSafe(String(r.line ?? ''), true)}${r.truncated ? ' …(truncated)' : ''}`;
   }
   const fields = Object.entries(r).filter(([k, v]) => !SKIP.has(k) && v !== undefined).map(([k, v]) => `${k}=${value(v)}`);
   return terminalSafe(`${head} ${String(r.msg ?? '')}${fields.length ? `  ${fields.join(' ')}` : ''}`);
