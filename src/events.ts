@@ -64,6 +64,7 @@ export const EVENTS = {
   'download.progress': { level: 'info', fields: ['component', 'version', 'bytes', 'total?', 'rate'], action: 'Download progress, at most one line per component every 5 s (the /events stream has it ~10/s).' },
   'download.retry': { level: 'warn', fields: [...JOB, 'url', 'attempt', 'delayMs', 'reason', 'offset'], action: 'A download broke or stalled and is retried after a backoff. Repeated retries point at the network or the mirror.' },
   'download.restart': { level: 'warn', fields: [...JOB, 'reason', 'url?', 'discarded?'], action: 'The partial file could not be resumed (the server ignored Range or the file changed); the download starts over.' },
+  'download.mirror-mismatch': { level: 'warn', fields: [...JOB, 'url', 'next', 'expected', 'actual'], action: 'A mirror served an archive whose SHA-256 differs from the expected one; lander tries the next mirror from zero. Report the mirror: it is stale or tampered with.', rare: 'needs two mirrors, one bad; covered by the install e2e tests' },
   'install.verified': { level: 'info', fields: ['component', 'version', 'sha256', 'bytes', 'downloadedBytes', 'reusedBytes', 'extractedBytes', 'files', 'durationMs', 'entry'], action: 'A component downloaded, matched its SHA-256 and is in the store.' },
   'install.reused': { level: 'info', fields: ['component', 'version', 'sha256', 'entry'], action: 'The archive with that digest is already in the store; nothing was downloaded.' },
   'install.aborted': { level: 'info', fields: ['component', 'version', 'reason'], action: 'An install was aborted (newer version wanted, or lander stopping); its partial download stays for a resume.' },
@@ -82,6 +83,7 @@ export const EVENTS = {
   'generation.built': { level: 'info', fields: ['generation', 'files', 'linked', 'copied', 'durationMs'], action: 'A new generation folder was built from store entries (hard links; `copied` > 0 means links were impossible).' },
   'generation.swap': { level: 'info', fields: ['from', 'to', 'components'], action: '`current` now points at another generation.' },
   'generation.landed': { level: 'info', fields: ['generation', 'from', 'restarted', 'durationMs'], action: 'A generation is live (and healthy, when the server was restarted on it).' },
+  'generation.failed': { level: 'error', fields: ['components', 'err'], action: 'A generation could not be built from verified entries (links escaping the tree, disk full); nothing was swapped. Look at `err.code`.', rare: 'needs hostile links across components; covered by the generation tests' },
   'restart.idle-wait': { level: 'info', fields: ['idle', 'waitedMs', 'generation'], action: 'With restart.when=idle: how long lander waited for the server to be idle before restarting it.', rare: 'needs an idle probe; covered by the landing e2e tests' },
   'rollback': { level: 'error', fields: ['from', 'to', 'bad', 'reason', 'err'], action: 'A generation failed (unhealthy, crash loop, or an operator asked); lander swapped back to `to` and will not retry the versions in `bad`. Investigate those versions; publish a fixed one.' },
   'rollback.failed': { level: 'error', fields: ['generation', 'err'], action: 'The generation rolled back to did not become healthy either: the server is down. Check the server output and the GPU; `lander restart` after fixing.', rare: 'needs two broken generations in a row' },
@@ -110,6 +112,11 @@ export const EVENTS = {
   'api.client-error': { level: 'debug', fields: ['code'], action: 'A client sent a malformed or slow request and was cut off.', rare: 'covered by the API e2e tests' },
   'api.events-slow': { level: 'warn', fields: ['dropped'], action: 'An /events client did not read its stream and was disconnected.', rare: 'covered by the API e2e tests' },
   'api.events-error': { level: 'warn', fields: ['err'], action: 'An event could not be sent to an /events client; its stream was closed.', rare: 'an unexpected fault' },
+  // ---- lander pack (a release tool, run by whoever publishes)
+  'pack.planned': { level: 'info', fields: ['source', 'components'], action: '`lander pack`: how the one-folder build splits into components.', rare: '`lander pack` is not part of the daemon scenarios; covered by the pack e2e tests' },
+  'pack.archive': { level: 'info', fields: ['component', 'asset', 'sha256', 'size', 'entries'], action: '`lander pack`: one component archive written.', rare: 'see pack.planned' },
+  'pack.done': { level: 'info', fields: ['out', 'components', 'manifest', 'signed', 'durationMs', 'maxRssBytes'], action: '`lander pack`: the release (archives, sidecars, manifest) is written.', rare: 'see pack.planned' },
+  'pack.failed': { level: 'error', fields: ['code', 'err'], action: '`lander pack` failed; the message says what to fix.', rare: 'see pack.planned' },
 } as const satisfies Record<string, EventSpec>;
 
 export type EventName = keyof typeof EVENTS;
