@@ -346,7 +346,7 @@ describe('lander CLI over the API', () => {
       expect(r.stderr).toBe(`No lander daemon is running for ${root} (no socket at ${root}/lander.sock); start it with "lander run --config ${cfg}"\n`);
       expect(r.stdout).toBe('');
       const s = await runLander(['status', '--config', cfg]);
-      expect(s.code).toBe(0);
+      expect(s.code).toBe(3);
       expect(s.stdout.split('\n')[0]).toBe(`The lander daemon is not running (no socket at ${root}/lander.sock); showing the store on disk.`);
       expect(s.stdout).toContain('server');
     } finally {
@@ -365,6 +365,14 @@ describe('lander CLI over the API', () => {
       const h = await runLander(['status', '--config', cfg]);
       expect(h.stdout).toMatch(/^server\s+healthy, pid 777, generation 2/m);
       expect(h.stdout).toMatch(/^server\s+0\.3\.1\s+0\.3\.0\s+download 0\.3\.1 25%/m);
+      expect(h.code).toBe(0);
+      const healthy = control.healthValue;
+      control.healthValue = { ok: false, checks: { ...healthy.checks, server: { ok: false, state: 'failed', detail: 'the server is failed' } } };
+      const sick = await runLander(['status', '--config', cfg]);
+      expect([sick.code, sick.stderr]).toEqual([1, 'lander is not healthy: server: the server is failed\n']);
+      const hz = await request({ socketPath: path.join(root, 'lander.sock') }, 'GET', '/healthz');
+      expect([hz.status, hz.json().ok]).toEqual([503, false]);
+      control.healthValue = healthy;
       const rb = await runLander(['rollback', '--config', cfg]);
       expect([rb.code, rb.stdout]).toEqual([0, 'rolled back: generation 2 -> 1\n']);
       control.fail.rollback = noRollback();
