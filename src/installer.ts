@@ -135,6 +135,7 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
         backoffMaxMs: config.download.backoffMax,
       },
       limits: config.limits,
+      disk: { expansionEstimate: config.disk.expansionEstimate, marginBytes: config.disk.margin },
     },
     {
       signal,

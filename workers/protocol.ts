@@ -43,6 +43,8 @@ export interface InstallRequest {
   stagingDir: string;
   download: DownloadSettings;
   limits: ExtractLimits;
+  /** The free-space check made once the archive's size is known; none when absent. */
+  disk?: { expansionEstimate: number; marginBytes: number };
   /** Minimum time between progress events. @default 100 */
   progressIntervalMs?: number;
 }
@@ -60,6 +62,8 @@ export interface FileRecord {
   mode: number;
   /** Target, for symlinks and hard links. */
   linkname?: string;
+  /** SHA-256 of the content (lowercase hex), for files and hard links; hashed while extracting. Absent in indexes written before lander recorded it. */
+  sha256?: string;
 }
 
 export interface AbortMessage {

@@ -86,10 +86,20 @@ class TreeWriter {
     const finished = new Promise<void>((resolve, reject) => {
       gunzip.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
       tarx.on('error', (err: Error) => this.fail(this.wrapStreamError(err, 'tar')));
-      tarx.on('close', () => {
+      let finishedParsing = false;
+      tarx.on('finish', () => (finishedParsing = true));
+      // Destroying an entry's stream (a failed write, e.g. ENOSPC) closes the whole extractor at once,
+      // before the entry's rejection reaches fail(): let that land first, and never take a close
+      // without a finished parse for success, or the feeder would wait on a dead gunzip forever.
+      tarx.on('close', () => setImmediate(() => {
         if (this.failure) return reject(this.failure);
+        if (!finishedParsing) {
+          const err = new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the tar stream stopped before its end`, { data: { component: this.o.component } });
+          this.fail(err);
+          return reject(err);
+        }
         this.applyDirModes().then(resolve, reject);
-      });
+      }));
       gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
       gunzip.pipe(tarx as unknown as NodeJS.WritableStream);
       tarx.on('entry', (header: Header, stream: Source, next: (err?: Error | null) => void) => {

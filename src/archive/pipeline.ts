@@ -6,8 +6,10 @@
  */
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline as pipe } from 'node:stream/promises';
 import { AbortError, ArchiveError, DigestMismatchError, DownloadError, LanderError, hasCode } from '../errors.ts';
+import { assertSpace, diskFullError, spaceNeed } from '../disk-space.ts';
 import { backoffDelay, sleep } from '../fetch/backoff.ts';
 import { httpGet, isRetryableStatus, parseContentRange, type HttpResponse } from '../fetch/http-get.ts';
 import type { DoneEvent, InstallRequest, LogEvent, ProgressEvent } from '../../workers/protocol.ts';
@@ -41,6 +43,7 @@ class InstallJob {
   private total: number | undefined;
   private lastProgress = 0;
   private lastProgressDownloaded = 0;
+  private spaceChecked = false;
 
   constructor(req: InstallRequest, ctx: PipelineContext) {
     this.req = req;
@@ -114,6 +117,7 @@ class InstallJob {
       if (this.ctx.signal.aborted && !(err instanceof LanderError && !hasCode(err, 'ERR_ABORTED'))) {
         err = new AbortError(`Cannot install ${req.component} ${req.version}: aborted (${String((this.ctx.signal.reason as Error)?.message ?? this.ctx.signal.reason)})`, { cause: e });
       }
+      if (hasCode(err, 'ENOSPC') && !hasCode(err, 'ERR_DISK_FULL')) err = diskFullError(path.dirname(req.stagingDir), `${req.component} ${req.version}`, err);
       // Bytes that fail to decompress or parse, or exceed the cap, would fail again: drop them.
       if (err instanceof ArchiveError || hasCode(err, 'ERR_SIZE_LIMIT')) partIsBad = true;
       await this.cleanup(err as Error, partIsBad);
@@ -278,6 +282,16 @@ class InstallJob {
     if (req.maxBytes !== undefined && this.total !== undefined && this.total > req.maxBytes) {
       res.body.destroy();
       return { kind: 'fatal', error: new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${url}: it is ${this.total} bytes, over the ${req.maxBytes}-byte limit`, { data: { url, size: this.total, maxBytes: req.maxBytes } }) };
+    }
+    if (req.disk && this.total !== undefined && !this.spaceChecked) {
+      this.spaceChecked = true;
+      try {
+        const need = spaceNeed({ archiveBytes: this.total, alreadyOnDisk: offset, expansionEstimate: req.disk.expansionEstimate, marginBytes: req.disk.marginBytes });
+        await assertSpace(path.dirname(req.stagingDir), need, `${req.component} ${req.version}`);
+      } catch (err) {
+        res.body.destroy();
+        return { kind: 'fatal', error: err as Error };
+      }
     }
     if (status === 200 || !sameSource) {
       this.meta = { url, etag: res.headers.etag, lastModified: res.headers['last-modified'], total: this.total };
