@@ -40,8 +40,6 @@ export interface Extraction {
 
 const FILE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 const RATIO_GRACE = 1 << 20;
-/** Room for the 512-byte blocks of the long headers themselves, beside their bodies. */
-const META_SLACK = 3 * 512;
 
 /** Creates the staging folder and starts an extraction into it. */
 export async function startExtraction(opts: ExtractOptions): Promise<Extraction> {
@@ -172,7 +170,9 @@ class TreeWriter {
     // shows them as entries; the gap between where this header starts and where the previous
     // entry ended is exactly their size, so the limit is checked here, after the fact.
     const meta = stream.offset - this.nextHeader;
-    if (meta > L.maxMetaEntrySize + META_SLACK) {
+    // The gap is what tar-stream read for this entry's pax/long-name headers, header blocks and padding
+    // included: that is exactly what limits.maxMetaEntrySize bounds (no slack, so the limit is exact).
+    if (meta > L.maxMetaEntrySize) {
       throw this.error('ERR_ARCHIVE_LIMIT', name, `has pax/long-name headers of ${meta} bytes, over limits.maxMetaEntrySize (${L.maxMetaEntrySize})`, { limit: 'maxMetaEntrySize', value: meta, max: L.maxMetaEntrySize });
     }
     const size = header.size ?? 0;
