@@ -52,6 +52,13 @@ export interface InstallOptions {
   onOutcome?(o: ComponentOutcome): void;
   /** Minimum time between `download.progress` log lines per component. @default 5000 */
   logProgressEveryMs?: number;
+  /**
+   * A component whose desired version went bad fails the install instead of
+   * keeping the version that runs now: with a signed manifest, that older
+   * version came from another manifest, and one manifest binds all its components.
+   * @default false
+   */
+  noFallback?: boolean;
 }
 
 export async function installAll(opts: InstallOptions): Promise<InstallResult> {
@@ -70,9 +77,10 @@ export async function installAll(opts: InstallOptions): Promise<InstallResult> {
     const spec = byName.get(a.component)!;
     if (a.action === 'keep') return { component: a.component, version: spec.version, status: 'kept', entry: a.entry };
     if (a.action === 'skip-bad') {
-      log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
-      if (a.fallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback };
-      const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before and nothing else is installed for it`, { data: { component: a.component, version: a.version } });
+      log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: opts.noFallback ? undefined : a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
+      if (a.fallback && !opts.noFallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback };
+      const why = a.fallback ? `; the manifest binds all its components, so ${a.fallback.version}, which runs now, is not combined with the rest of it` : ' and nothing else is installed for it';
+      const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before${why}`, { data: { component: a.component, version: a.version } });
       return { component: a.component, version: a.version, status: 'failed', error };
     }
     const key = `${spec.version}|${spec.sha256 ?? spec.sha256Url}|${spec.urls.join(' ')}`;

@@ -105,6 +105,8 @@ export class Lander extends EventEmitter<LanderEvents> {
       signal: this.#abort.signal,
       onProgress: (c, e) => this.emit('progress', c, e),
       onOutcome: (o) => this.emit('outcome', o),
+      // A signed manifest is the whole release: never patch a bad version of it with one kept from an earlier manifest.
+      noFallback: this.config.manifest?.publicKey !== undefined,
     });
     for (const err of result.errors) if (!hasCode(err, 'ERR_ABORTED')) this.#recordError(err);
     if (result.selection && !this.#stopping) {
@@ -209,7 +211,8 @@ export class Lander extends EventEmitter<LanderEvents> {
     }
     await this.store.swap(to.id);
     try {
-      await this.supervisor?.start(this.store.abs(to.dir), to.id);
+      // restartOn, not start: an operator's rollback finds the server still running (healthy) on the generation it leaves.
+      await this.supervisor?.restartOn(this.store.abs(to.dir), to.id);
     } catch (err2) {
       this.log.error({ event: 'rollback.failed', generation: to.id, err: err2 }, 'the previous generation did not become healthy either');
       this.#recordError(err2);

@@ -6,6 +6,7 @@
  * restart), never past its expiry; one manifest binds all its components.
  */
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ let server: TestServer;
 let work: string;
 const cores: Record<string, PublishedAsset> = {};
 let cuda: PublishedAsset;
+let cuda2: PublishedAsset;
 const daemons: DaemonProc[] = [];
 const KEY = generateKeyPair();
 const KEY_ID = keyIdHex(KEY.keyId);
@@ -28,14 +30,17 @@ const KEY_ID = keyIdHex(KEY.keyId);
 beforeAll(async () => {
   server = await startTestServer();
   work = await mkdtemp(path.join(os.tmpdir(), 'lander-e2e-signed-'));
-  for (const v of ['1.0.0', '1.1.0', '1.2.0']) {
+  for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.5.0-never-healthy']) {
     const dir = path.join(work, `src-core-${v}`);
-    await makeCoreTree(dir, v, { smallFiles: 10 });
+    await makeCoreTree(dir, v, { smallFiles: 10, ...(v.endsWith('never-healthy') ? { flags: '--never-healthy' } : {}) });
     cores[v] = await publish(server, v, 'voicebox-server-cuda.tar.gz', dir);
   }
   const libs = path.join(work, 'src-cuda');
   await makeCudaTree(libs, { libBytes: 64 * 1024, libs: 2 });
   cuda = await publish(server, 'libs', 'cuda-libs-cu128-v1.tar.gz', libs);
+  const libs2 = path.join(work, 'src-cuda2');
+  await makeCudaTree(libs2, { libBytes: 64 * 1024, libs: 3 });
+  cuda2 = await publish(server, 'libs', 'cuda-libs-cu128-v2.tar.gz', libs2);
 });
 
 afterEach(async () => {
@@ -47,12 +52,13 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-type Parts = { server: string; cuda?: string | null };
+type Parts = { server: string; cuda?: true | 'v2' | 'missing' };
 
 /** A lander manifest; `cuda: 'missing'` names an archive the server does not have. */
 function manifestText(sequence: number, p: Parts, extra: Record<string, unknown> = {}): string {
   const components: Record<string, unknown> = { server: { version: p.server, url: cores[p.server]!.url, sha256: cores[p.server]!.sha256 } };
   if (p.cuda === 'missing') components['cuda-libs'] = { version: 'cu128-v9', url: server.url('/download/vlibs/cuda-libs-cu128-v9.tar.gz'), sha256: 'e'.repeat(64) };
+  else if (p.cuda === 'v2') components['cuda-libs'] = { version: 'cu128-v2', url: cuda2.url, sha256: cuda2.sha256 };
   else if (p.cuda) components['cuda-libs'] = { version: 'cu128-v1', url: cuda.url, sha256: cuda.sha256 };
   return JSON.stringify({ schema: 1, sequence, ...extra, components }, null, 2);
 }
@@ -72,7 +78,18 @@ interface Setup {
   state(): Promise<State>;
 }
 
-async function setup(name: string, opts: { keyAsFile?: boolean } = {}): Promise<Setup> {
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function setup(name: string, opts: { keyAsFile?: boolean; server?: boolean } = {}): Promise<Setup> {
   const dir = path.join(work, name);
   const root = path.join(dir, 'root');
   await mkdir(root, { recursive: true });
@@ -89,6 +106,7 @@ async function setup(name: string, opts: { keyAsFile?: boolean } = {}): Promise<
     components: { server: {} },
     manifest: { url: server.url(urlPath), interval: '300ms', jitter: 0, publicKey },
     download: { retries: 0, backoffInitial: '10ms', connectTimeout: '2s', idleTimeout: '2s' },
+    ...(opts.server ? { server: await serverConfig() } : {}),
   };
   await writeFile(`${configPath}.tmp`, JSON.stringify(config, null, 2));
   await rename(`${configPath}.tmp`, configPath);
@@ -107,6 +125,16 @@ async function setup(name: string, opts: { keyAsFile?: boolean } = {}): Promise<
     },
     status: () => new ApiClient({ socketPath: path.join(root, 'lander.sock'), root, configPath }).getJson<DaemonStatus>('/status'),
     state: async () => JSON.parse(await readFile(path.join(root, 'state.json'), 'utf8').catch(() => '{}')) as State,
+  };
+}
+
+async function serverConfig(): Promise<Record<string, unknown>> {
+  const port = await freePort();
+  return {
+    command: './voicebox-server-cuda',
+    args: ['--port', String(port)],
+    health: { url: `http://127.0.0.1:${port}/health`, json: { status: 'healthy' }, interval: '50ms', timeout: '2s' },
+    stop: { timeout: '3s' },
   };
 }
 
@@ -232,5 +260,27 @@ describe('signed manifests', () => {
     t.release(manifestText(2, { server: '1.1.0', cuda: true }));
     await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark });
     expect((await t.status()).manifest).toMatchObject({ sequence: 2, signedBy: KEY_ID });
+  });
+
+  it('never lands a component of one manifest with one kept from another after a rollback', async () => {
+    const t = await setup('bad-version', { server: true });
+    t.release(manifestText(1, { server: '1.0.0', cuda: true }));
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    // Manifest 2's server never gets healthy: rolled back to generation 1, its version marked bad.
+    let mark = d.logs().length;
+    t.release(manifestText(2, { server: '1.5.0-never-healthy', cuda: true }));
+    await d.waitFor((r) => r.event === 'rollback', { since: mark });
+    await expect.poll(async () => (await t.status()).server.state, { timeout: 10_000 }).toBe('healthy');
+    // Manifest 3 keeps that server and brings new cuda-libs: landing cuda-libs 3 beside server 1.0.0 of manifest 1
+    // would be a set no manifest ever named. Nothing lands; the server stays on generation 1.
+    mark = d.logs().length;
+    t.release(manifestText(3, { server: '1.5.0-never-healthy', cuda: 'v2' }));
+    const failed = await d.waitFor((r) => r.event === 'reconcile.incomplete', { since: mark });
+    expect(failed.errors).toContain('ERR_BAD_VERSION');
+    const s = await t.status();
+    expect(s.current).toBe(1);
+    expect(s.generations.map((g) => g.components)).not.toContainEqual({ server: '1.0.0', 'cuda-libs': 'cu128-v2' });
+    expect(d.logs().slice(mark).some((r) => r.event === 'generation.landed')).toBe(false);
   });
 });
