@@ -9,11 +9,20 @@ import { ConfigError } from './errors.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { parsePublicKey } from './minisign.ts';
 
-const duration = (what: string) =>
+/** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
+/** @param minMs a floor for intervals, where 0 would be a busy loop */
+const duration = (what: string, minMs = 0) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `Expected ${what} as a non-negative duration like "30s", "500ms" or "2m", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    if (ms > TIMER_MAX_MS || ms < minMs) {
+      const range = `at least ${minMs >= 1000 ? `${minMs / 1000}s` : `${minMs}ms`} and at most 24 days`;
+      ctx.addIssue({ code: 'custom', message: `Expected ${what} to be ${range}, got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
     return ms;
@@ -85,7 +94,7 @@ const manifestSchema = z
     /** With format `cuda-libs`: the component it describes. @default "cuda-libs" */
     component: z.string().regex(componentName).default('cuda-libs'),
     /** Time between polls. @default "1h" */
-    interval: duration('manifest.interval').default(3_600_000),
+    interval: duration('manifest.interval', 100).default(3_600_000),
     /** Random spread added to each interval, as a fraction of it. @default 0.1 */
     jitter: z.number().min(0).max(1).default(0.1),
     /**
@@ -125,13 +134,13 @@ const healthSchema = z
     /** HTTP probe URL (loopback). */
     url: urlTemplate.optional(),
     /** Regex matched against the server's stdout lines instead of an HTTP probe. */
-    logLine: z.string().min(1).optional(),
+    logLine: z.string().min(1).refine(isRegExp, { message: 'Expected a valid regular expression' }).optional(),
     /** Status expected from the probe. @default 200 */
     status: z.number().int().min(100).max(599).default(200),
     /** Keys the probe's JSON body must have with these values, e.g. {"status": "healthy"}. */
     json: z.record(z.string(), z.unknown()).optional(),
     /** Time between probes. @default "500ms" */
-    interval: duration('health.interval').default(500),
+    interval: duration('health.interval', 10).default(500),
     /** Time the server has to become healthy after start. @default "120s" */
     timeout: duration('health.timeout').default(120_000),
     /** Time one probe may take. @default "5s" */
@@ -170,7 +179,7 @@ const serverSchema = z
             url: urlTemplate,
             status: z.number().int().min(100).max(599).default(200),
             json: z.record(z.string(), z.unknown()).optional(),
-            interval: duration('restart.idle.interval').default(1_000),
+            interval: duration('restart.idle.interval', 10).default(1_000),
             maxDeferral: duration('restart.idle.maxDeferral').default(600_000),
           })
           .strict()
@@ -221,9 +230,12 @@ const limitsSchema = z
     maxEntries: positiveInt.default(limitsDefaults.maxEntries),
     /** Extracted bytes / archive bytes above which extraction stops (gzip bomb). */
     maxExpansionRatio: z.number().positive().default(limitsDefaults.maxExpansionRatio),
-    maxMetaEntrySize: size('limits.maxMetaEntrySize').default(limitsDefaults.maxMetaEntrySize),
-    maxPathLength: positiveInt.default(limitsDefaults.maxPathLength),
-    maxPathDepth: positiveInt.default(limitsDefaults.maxPathDepth),
+    /** Bytes of pax/long-name headers before one entry; at most 4 MiB, what tar-stream itself buffers per header. */
+    maxMetaEntrySize: size('limits.maxMetaEntrySize').refine((n) => n <= 4 * 1024 * 1024, { message: 'Expected limits.maxMetaEntrySize of at most 4 MiB (the tar parser holds no more)' }).default(limitsDefaults.maxMetaEntrySize),
+    /** Longest entry name in bytes; the kernel's PATH_MAX (4096) is the ceiling. */
+    maxPathLength: positiveInt.max(4096).default(limitsDefaults.maxPathLength),
+    /** Most parts in an entry name; 2048 is the most a 4096-byte name can have. */
+    maxPathDepth: positiveInt.max(2048).default(limitsDefaults.maxPathDepth),
     maxExtractedBytes: size('limits.maxExtractedBytes').default(limitsDefaults.maxExtractedBytes),
   })
   .strict()
@@ -233,7 +245,8 @@ export const configSchema = z
   .object({
     $schema: z.string().optional(),
     /** Absolute folder that holds the store, generations and `current`. */
-    root: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }),
+    root: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' })
+      .refine((p) => path.resolve(p) !== '/', { message: 'Expected a folder for lander, not "/" itself' }),
     components: z
       .record(z.string().regex(componentName, 'Expected a component name of letters, digits and . _ -'), componentSchema)
       .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
@@ -346,7 +359,8 @@ export function validateConfig(value: unknown, source = 'config'): Config {
   if (!r.success) {
     const issues: ConfigIssue[] = r.error.issues.map((i) => ({
       path: formatPath(i.path),
-      message: i.code === 'unrecognized_keys' ? `Unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}` : i.message,
+      message: i.code === 'unrecognized_keys' ? `Unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`
+        : i.code === 'invalid_key' ? i.issues.map((k) => k.message).join('; ') : i.message,
     }));
     const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     throw new ConfigError(`Cannot use ${source}: ${summary}`, { data: { source, issues } });
@@ -366,4 +380,13 @@ export function parseConfig(text: string, source = 'config'): Config {
     });
   }
   return validateConfig(value, source);
+}
+
+function isRegExp(p: string): boolean {
+  try {
+    new RegExp(p);
+    return true;
+  } catch {
+    return false; // reported as the field's issue
+  }
 }
