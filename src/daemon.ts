@@ -4,6 +4,7 @@
  * serves the status API. Implements DaemonControl for the API.
  */
 import { EventEmitter } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { parseConfig, type Config } from './config.ts';
@@ -16,13 +17,14 @@ import type { Logger } from './log.ts';
 import { desiredSpecs, type ParsedManifest } from './manifest.ts';
 import { ManifestPoller } from './manifest-poller.ts';
 import { LanderMetrics } from './metrics.ts';
-import { runtimeName } from './runtime.ts';
+import { eventLoopDelayIncludesInterval, runtimeName } from './runtime.ts';
 import { Store } from './store.ts';
 import { startApi } from './api.ts';
 import { assessHealth } from './lander-health.ts';
 import { SystemdNotifier } from './systemd-notify.ts';
 
 export const LANDER_VERSION = '0.1.0';
+const ELD_RESOLUTION_MS = 10;
 
 export interface DaemonOptions {
   configPath: string;
@@ -35,6 +37,8 @@ export class Daemon implements DaemonControl {
   readonly log: Logger;
   readonly configPath: string;
   readonly metrics = new LanderMetrics();
+  /** The main thread's responsiveness, which the install workers exist to protect; reported in /metrics. */
+  readonly #eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   readonly #events = new EventEmitter<{ event: [DaemonEvent] }>();
   readonly #startedAt = new Date().toISOString();
   config!: Config;
@@ -58,6 +62,7 @@ export class Daemon implements DaemonControl {
   private constructor(opts: DaemonOptions) {
     this.log = opts.log;
     this.configPath = opts.configPath;
+    this.#eld.enable();
     // First: it takes NOTIFY_SOCKET out of the environment before any server is spawned.
     this.#notify = new SystemdNotifier({ log: opts.log });
   }
@@ -324,6 +329,8 @@ export class Daemon implements DaemonControl {
   }
 
   metricsText(): string {
+    const beyond = (ns: number) => Math.max(0, ns / 1e6 - (eventLoopDelayIncludesInterval ? ELD_RESOLUTION_MS : 0));
+    if (this.#eld.count > 0) this.metrics.eventLoopDelay({ p50: beyond(this.#eld.percentile(50)), p99: beyond(this.#eld.percentile(99)), max: beyond(this.#eld.max) });
     return this.metrics.render();
   }
 
@@ -336,6 +343,7 @@ export class Daemon implements DaemonControl {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#eld.disable();
     await this.#notify.stopping();
     this.#poller?.stop();
     await this.#watcher?.close();

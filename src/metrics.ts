@@ -256,6 +256,7 @@ export class LanderMetrics {
   readonly #rollbacks = this.registry.counter({ name: 'lander_rollbacks_total', help: 'Swaps back to a previous generation.' });
   readonly #generation = this.registry.gauge({ name: 'lander_current_generation', help: 'Id of the generation `current` points to.' });
   readonly #versions = new Map<string, string>();
+  readonly #eld = this.registry.gauge({ name: 'lander_event_loop_delay_seconds', help: "Delay of the daemon's main event loop since start (quantile 1 is the maximum), beyond the 10 ms sampling interval.", labelNames: ['quantile'] });
 
   constructor() {
     // Zero-valued series from the start, so rate() and alerts see them before the first event.
@@ -296,6 +297,13 @@ export class LanderMetrics {
   generation(id: number | null): void {
     if (id === null) this.#generation.reset();
     else this.#generation.set({}, id);
+  }
+
+  /** Event-loop delay quantiles, in ms beyond the sampling resolution (monitorEventLoopDelay counts the whole interval). */
+  eventLoopDelay(q: { p50: number; p99: number; max: number }): void {
+    this.#eld.set({ quantile: '0.5' }, q.p50 / 1000);
+    this.#eld.set({ quantile: '0.99' }, q.p99 / 1000);
+    this.#eld.set({ quantile: '1' }, q.max / 1000);
   }
 
   render(): string {

@@ -50,3 +50,10 @@ export function cleanSpawn(file: string, args: string[]): { file: string; args: 
   const script = 'for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@"';
   return { file: '/bin/bash', args: ['-c', script, 'lander-server', file, ...args] };
 }
+
+/**
+ * Node's monitorEventLoopDelay records the whole timer interval (a 10 ms
+ * resolution reads as 10 ms on an idle loop); Deno's records only the delay
+ * beyond it. Callers subtract the resolution only where it is included.
+ */
+export const eventLoopDelayIncludesInterval = !isDeno;
