@@ -182,6 +182,25 @@ describe('lander run (daemon)', () => {
     const status = await t.api().getJson('/status') as { config: { lastInvalid?: { issues: { path: string }[] } } };
     expect(status.config.lastInvalid?.issues.map((i) => i.path).sort()).toEqual(['download.retries', 'keepGenerations']);
 
+    // More of test/unit/config-malformed.test.ts, live: each is refused by path, and nothing changes.
+    const badEdits: [Record<string, unknown>, string][] = [
+      [{ components: { server: { version: '1.2.0', url: cores['1.2.0']!.url, sha256: cores['1.2.0']!.sha256, sha256Url: '{url}.sha256' } } }, 'components.server'],
+      [{ server: { command: '../../bin/sh' } }, 'server.command'],
+      [{ download: { idleTimeout: '-5s' } }, 'download.idleTimeout'],
+      [{ download: { backoffMax: 1e308 } }, 'download.backoffMax'],
+      [{ limits: { maxMetaEntrySize: '1TiB' } }, 'limits.maxMetaEntrySize'],
+      [{ api: { tcp: { host: '0.0.0.0', port: 1, tokenFile: '/x' } } }, 'api.tcp.host'],
+      [{ surprise: true }, '(top level)'],
+    ];
+    for (const [extra, field] of badEdits) {
+      mark = d.logs().length;
+      await t.save({ core: '1.2.0' }, extra);
+      const bad = await d.waitFor((r) => r.event === 'config.invalid', { since: mark });
+      expect((bad.issues as { path: string }[]).map((i) => i.path), JSON.stringify(extra)).toContain(field);
+    }
+    expect(d.logs().some((r) => r.event === 'download.start' && r.version === '1.2.0')).toBe(false);
+    expect((await whoami(t.port)).pid).toBe(pid);
+
     mark = d.logs().length;
     await t.save({ core: '1.2.0' });
     await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark });
