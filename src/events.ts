@@ -39,7 +39,7 @@ export const EVENTS = {
   'daemon.stopped': { level: 'info', fields: [], action: 'Clean exit: server stopped, downloads resumable, lock released.' },
   'command.failed': { level: 'error', fields: ['command', 'code', 'err'], action: 'A command could not run (often ERR_CONFIG at start-up: fix the field named in the message).' },
   'log.reopen': { level: 'info', fields: ['file'], action: 'SIGHUP reopened the log file (after logrotate moved it). Nothing to do.' },
-  'systemd.notify': { level: 'debug', fields: ['state'], action: 'A message to systemd (READY, STATUS, STOPPING, WATCHDOG). Nothing to do.' },
+  'systemd.notify': { level: 'debug', fields: ['state'], action: 'A message to systemd (READY, STATUS, STOPPING, WATCHDOG). Nothing to do.', rare: 'only under systemd (NOTIFY_SOCKET): test/e2e/systemd.test.ts' },
   'systemd.notify-failed': { level: 'warn', fields: ['state', 'err'], action: 'systemd-notify could not be run or failed: readiness or watchdog pings do not reach systemd. Check that systemd-notify is installed and the unit has NotifyAccess=all.', rare: 'needs a broken systemd-notify; the notify unit test covers the no-systemd fallback' },
   'systemd.watchdog-skipped': { level: 'warn', fields: ['reason', 'stuck?', 'lagMs?'], action: 'lander withheld its watchdog ping because a job is stuck or its event loop lagged; systemd restarts lander if this persists past WatchdogSec.', rare: 'needs a job stuck for minutes; the health unit test covers the decision' },
   // ---- config
@@ -66,7 +66,7 @@ export const EVENTS = {
   'download.restart': { level: 'warn', fields: [...JOB, 'reason', 'url?', 'discarded?'], action: 'The partial file could not be resumed (the server ignored Range or the file changed); the download starts over.' },
   'download.mirror-mismatch': { level: 'warn', fields: [...JOB, 'url', 'next', 'expected', 'actual'], action: 'A mirror served an archive whose SHA-256 differs from the expected one; lander tries the next mirror from zero. Report the mirror: it is stale or tampered with.', rare: 'needs two mirrors, one bad; covered by the install e2e tests' },
   'install.verified': { level: 'info', fields: ['component', 'version', 'sha256', 'bytes', 'downloadedBytes', 'reusedBytes', 'extractedBytes', 'files', 'durationMs', 'entry'], action: 'A component downloaded, matched its SHA-256 and is in the store.' },
-  'install.reused': { level: 'info', fields: ['component', 'version', 'sha256', 'entry'], action: 'The archive with that digest is already in the store; nothing was downloaded.' },
+  'install.reused': { level: 'info', fields: ['component', 'version', 'sha256', 'entry'], action: 'The archive with that digest is already in the store; nothing was downloaded.', rare: 'needs a new version whose archive is byte-identical to one in the store (a re-tag)' },
   'install.aborted': { level: 'info', fields: ['component', 'version', 'reason'], action: 'An install was aborted (newer version wanted, or lander stopping); its partial download stays for a resume.' },
   'install.failed': { level: 'error', fields: ['component', 'version', 'err'], action: 'A component could not be installed (`err.code`: digest mismatch, HTTP error, archive rejected, disk full). The running server is untouched; fix the cause, then `lander check`.' },
   'install.skip-bad': { level: 'warn', fields: ['component', 'version', 'keeping?'], action: 'The desired version failed on the server before and is not retried. Publish or pin another version.' },
@@ -77,7 +77,7 @@ export const EVENTS = {
   'reconcile.incomplete': { level: 'warn', fields: ['errors'], action: 'A reconcile could not install everything (see `install.failed`); the server keeps running on the current generation.' },
   'reconcile.failed': { level: 'error', fields: ['err'], action: 'A reconcile failed unexpectedly; look at `err`. lander keeps running and retries on the next change or `lander check`.', rare: 'an unexpected fault' },
   // ---- store and generations
-  'store.cleanup': { level: 'info', fields: ['path'], action: 'A staging folder left by an interrupted install was removed at start-up.' },
+  'store.cleanup': { level: 'info', fields: ['path'], action: 'A staging folder left by an interrupted install was removed at start-up.', rare: 'needs lander killed mid-extraction; a stopped job removes its own staging folder' },
   'store.recover': { level: 'warn', fields: ['current', 'recorded'], action: 'After a crash, state.json lagged behind the `current` link; lander follows the link. Nothing to do.', rare: 'needs a crash between two renames; covered by the store unit tests' },
   'store.gc': { level: 'info', fields: ['generations', 'entries'], action: 'Old generations and store entries beyond keepGenerations were removed.' },
   'generation.built': { level: 'info', fields: ['generation', 'files', 'linked', 'copied', 'durationMs'], action: 'A new generation folder was built from store entries (hard links; `copied` > 0 means links were impossible).' },
