@@ -4,12 +4,14 @@
  * CLI talking to it (or to nothing).
  */
 import { spawn } from 'node:child_process';
-import { lstat, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api-client.ts';
 import { startApi, type ApiServer } from '../../src/api.ts';
+import { verifySocket } from '../../src/api-socket.ts';
 import type { DaemonEvent } from '../../src/daemon-model.ts';
 import { LanderError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -70,10 +72,34 @@ describe('status API on a unix socket', () => {
     expect(r.json()).toEqual(control.statusValue);
   });
 
-  it('creates the socket with mode 0600', async () => {
+  it('creates the socket with mode 0600, owned by the daemon\'s user', async () => {
     const st = await lstat(api.socketPath);
     expect(st.isSocket()).toBe(true);
     expect((st.mode & 0o777).toString(8)).toBe('600');
+    expect(st.uid).toBe(process.getuid!());
+    expect(st.gid).toBe(process.getgid!());
+  });
+
+  it('refuses to use a socket file anyone else could reach (mode 0666)', async () => {
+    const p = path.join(dir, 'open.sock');
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(p, r));
+    try {
+      await chmod(p, 0o666);
+      await expect(verifySocket(p)).rejects.toMatchObject({ code: 'ERR_API_SOCKET', message: expect.stringMatching(/expected a socket with mode 0600 owned by uid \d+, found a socket with mode 0666/) });
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
+  it('answers oversized headers 431 and garbage 400 without harming the next request', async () => {
+    for (const [raw, status] of [[`GET /status HTTP/1.1\r\nHost: lander\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431], ['NOT HTTP AT ALL\r\n\r\n', 400]] as const) {
+      const s = await connect(sock);
+      const got = collect(s);
+      s.write(raw);
+      expect((await got).text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    }
+    expect((await request(sock, 'GET', '/status')).status).toBe(200);
   });
 
   it('answers unknown routes 404 and wrong methods 405, as JSON', async () => {
