@@ -82,6 +82,7 @@ describe('LanderMetrics', () => {
     m.componentVersion('cuda-libs', 'cu128-v1');
     m.rollback();
     m.generation(7);
+    m.eventLoopDelay({ p50: 0.5, p99: 4, max: 12 });
 
     const fams = parsePromText(m.render());
     const v = (name: string, labels?: Record<string, string>) => sampleValue(fams, name, labels);
@@ -101,6 +102,8 @@ describe('LanderMetrics', () => {
     expect(v('lander_component_info', { component: 'cuda-libs', version: 'cu128-v1' })).toBe(1);
     expect(v('lander_rollbacks_total')).toBe(1);
     expect(v('lander_current_generation')).toBe(7);
+    expect(v('lander_event_loop_delay_seconds', { quantile: '0.99' })).toBe(0.004);
+    expect(v('lander_event_loop_delay_seconds', { quantile: '1' })).toBe(0.012);
     expect(fams.map((f) => [f.name, f.type])).toEqual([
       ['lander_download_bytes_total', 'counter'],
       ['lander_install_duration_seconds', 'histogram'],
@@ -110,6 +113,7 @@ describe('LanderMetrics', () => {
       ['lander_component_info', 'gauge'],
       ['lander_rollbacks_total', 'counter'],
       ['lander_current_generation', 'gauge'],
+      ['lander_event_loop_delay_seconds', 'gauge'],
     ]);
     expect(fams.every((f) => f.help && f.help.length > 0)).toBe(true);
   });
