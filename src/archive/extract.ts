@@ -332,10 +332,10 @@ const umask = readUmask();
 function readUmask(): number {
   try {
     return process.umask();
-  } catch (err) {
-    // Some runtimes refuse process.umask() in workers; assume the usual 022, and say so once.
-    console.warn(`lander: cannot read the umask in this worker (${(err as Error).message}); assuming 022`);
-    return 0o022;
+  } catch {
+    // Deno refuses process.umask() without a blanket --allow-sys (no "umask" descriptor exists):
+    // treat every bit as possibly masked, so each file gets its explicit chmod. Correct, one syscall more.
+    return 0o777;
   }
 }
 
