@@ -69,6 +69,8 @@ export interface ServeOptions {
   etag?: string | null;
   /** @default the server's start time */
   lastModified?: Date | null;
+  /** Send every body at about this many bytes per second (a misbehaviour's `rate` wins). */
+  rate?: number;
 }
 
 export interface TestServer {
@@ -88,7 +90,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-interface Served { body: Buffer; etag?: string; lastModified?: string }
+interface Served { body: Buffer; etag?: string; lastModified?: string; rate?: number }
 
 /** Starts the server on 127.0.0.1 and an ephemeral port. */
 export async function startTestServer(): Promise<TestServer> {
@@ -187,7 +189,7 @@ export async function startTestServer(): Promise<TestServer> {
       else if (fault?.cutAfter !== undefined) res.socket?.destroy();
       else if (fault?.endAfter !== undefined) res.socket?.end();
       // stallAfter: leave the socket open and silent.
-    }, fault?.rate);
+    }, fault?.rate ?? f.rate);
   });
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -197,7 +199,7 @@ export async function startTestServer(): Promise<TestServer> {
     const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
     const etag = opts.etag === null ? undefined : (opts.etag ?? `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`);
     const lastModified = opts.lastModified === null ? undefined : (opts.lastModified ?? started).toUTCString();
-    files.set(p, { body, etag, lastModified });
+    files.set(p, { body, etag, lastModified, ...(opts.rate !== undefined ? { rate: opts.rate } : {}) });
   };
   return {
     origin,

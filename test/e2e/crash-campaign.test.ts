@@ -1,0 +1,49 @@
+/**
+ * Crash consistency: at least 50 SIGKILLs of a real lander at seeded random
+ * instants of an update (see test/helpers/crash-campaign.ts). After each kill
+ * `current` must be a complete generation that `lander verify` passes, and a
+ * fresh lander must clean up and finish the update, resuming the download.
+ *
+ * Longer run: CRASH_KILLS=300 CRASH_SEED=7 npx vitest run test/e2e/crash-campaign.test.ts
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/http-server.ts';
+import { runCrashCampaign } from '../helpers/crash-campaign.ts';
+
+let server: TestServer;
+let work: string;
+beforeAll(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(path.join(os.tmpdir(), 'lander-crash-'));
+});
+afterAll(async () => {
+  await server?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const kills = Number(process.env.CRASH_KILLS ?? 50);
+const seed = Number(process.env.CRASH_SEED ?? 20240611);
+
+it(`survives ${kills} SIGKILLs at random instants (seed ${seed})`, async () => {
+  const verbose = process.env.CRASH_VERBOSE === '1';
+  const r = await runCrashCampaign({ server, work, seed, kills, port: await freePort(), ...(verbose ? { say: (l: string) => console.log(l) } : {}) });
+  console.log(`crash campaign: seed ${seed}, ${r.rounds} rounds, ${r.kills} kills, ${r.missed} missed, ${r.inconsistencies.length} inconsistencies, ${r.bytesDownloadedAgain} bytes downloaded again`);
+  console.log(`  kill triggers: ${JSON.stringify(r.triggers)}`);
+  console.log(`  left by the kills: ${JSON.stringify(r.leftovers)}`);
+  for (const i of r.inconsistencies) console.log(`  ${i}`);
+  expect(r.inconsistencies).toEqual([]);
+  expect(r.kills).toBeGreaterThanOrEqual(kills);
+}, 600_000);
