@@ -4,7 +4,6 @@
  * real config edits, real signals, the status API over its unix socket and TCP.
  */
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { request } from '../helpers/raw-http.ts';
 import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 import { ApiClient } from '../../src/api-client.ts';
 import type { DaemonEvent } from '../../src/daemon-model.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;
 let work: string;
@@ -47,16 +47,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Setup {
   root: string;

@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
 import { parseLogs } from '../helpers/lander-cli.ts';
 import { request } from '../helpers/raw-http.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const DENO = path.join(REPO, 'node_modules/.bin/deno');
@@ -34,16 +34,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Write access cannot be scoped to the root: Deno.symlink() demands unscoped --allow-read and
 // --allow-write (a link's target is resolved only when traversed), and CUDA trees hold symlinks.

@@ -4,7 +4,6 @@
  * Real HTTP server, real archives, the real stand-in server as a child.
  */
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { createLogger } from '../../src/log.ts';
 import { Store } from '../../src/store.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;
 let work: string;
@@ -45,16 +45,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 type Rec = Record<string, any>;
 

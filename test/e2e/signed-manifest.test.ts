@@ -6,7 +6,6 @@
  * restart), never past its expiry; one manifest binds all its components.
  */
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import type { State } from '../../src/state.ts';
 import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, type PublishedAsset } from '../helpers/release.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;
 let work: string;
@@ -78,16 +78,6 @@ interface Setup {
   state(): Promise<State>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function setup(name: string, opts: { keyAsFile?: boolean; server?: boolean } = {}): Promise<Setup> {
   const dir = path.join(work, name);

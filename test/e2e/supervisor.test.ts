@@ -3,7 +3,6 @@
  * Timings are asserted as relations and generous bounds: the machine is noisy.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { waitForIdle } from '../../src/idle-gate.ts';
 import { createLogger } from '../../src/log.ts';
 import { scriptCommand } from '../../src/runtime.ts';
 import { Supervisor, type ExitInfo, type ServerState } from '../../src/supervisor.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/stand-in-server.mjs', import.meta.url));
 
@@ -24,16 +24,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function tmpDir(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lander-sup-'));

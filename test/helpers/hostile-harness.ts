@@ -13,7 +13,6 @@
  */
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -23,6 +22,7 @@ import { startDaemon, type DaemonProc } from './daemon-proc.ts';
 import { startTestServer, type TestServer } from './http-server.ts';
 import type { LogRecord } from './lander-cli.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from './release.ts';
+import { freePort } from './free-port.ts';
 
 export const CORE = 'voicebox-server-cuda.tar.gz';
 export const SENTINEL = 'sentinel: must stay byte-identical\n';
@@ -208,13 +208,3 @@ export async function snapshotTree(dir: string, skipTop: Set<string> = new Set()
   return out;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
