@@ -159,14 +159,14 @@ describe('lander run under a (fake) systemd', () => {
       const spawn = await d.waitFor((r) => r.event === 'server.spawn');
       await expect.poll(() => sock.messages().some((m) => m.includes('READY=1')), { timeout: 10_000 }).toBe(true);
       const ready = sock.messages().find((m) => m.includes('READY=1'))!;
-      expect(ready).toContain(`MAINPID=${d.child.pid}`);
+      expect(ready, JSON.stringify(sock.messages())).toContain(`MAINPID=${d.child.pid}`);
       await expect.poll(() => sock.messages().filter((m) => m.includes('WATCHDOG=1')).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
       // STATUS=landed; generation 1 (cuda-libs cu128-v1, server 1.0.0), server healthy (component order may vary).
       const statusLines = sock.messages().flat().filter((l) => l.startsWith('STATUS='));
       expect(statusLines.some((l) => /generation 1 \(/.test(l) && l.includes('server 1.0.0') && l.includes('cuda-libs cu128-v1')), statusLines.join('\n')).toBe(true);
       // The launcher execs node: /proc/<pid>/environ is the server's own environment.
       const environ = await readFile(`/proc/${spawn.serverPid as number}/environ`, 'utf8');
-      expect(environ).not.toMatch(/NOTIFY_SOCKET|WATCHDOG_USEC/);
+      expect(environ.split('\0').filter((v) => /^(NOTIFY_SOCKET|WATCHDOG_USEC)=/.test(v))).toEqual([]);
       await d.stop('SIGTERM');
       expect(sock.messages().filter((m) => !m.includes('BARRIER=1')).at(-1)).toEqual(['STOPPING=1', 'STATUS=stopping']);
       expect(d.logs().filter((r) => r.event === 'systemd.notify-failed')).toEqual([]);
