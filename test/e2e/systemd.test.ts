@@ -153,7 +153,7 @@ describe('lander run under a (fake) systemd', () => {
       server: { command: './voicebox-server-cuda', args: ['--port', '0'], health: { logLine: 'listening on', timeout: '10s' }, stop: { timeout: '3s' } },
     })));
     const sock = await listenNotifySocket(dir);
-    const d = startDaemon(configPath, { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '300000' });
+    const d = startDaemon(configPath, { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '300000', LANDER_LOG_LEVEL: 'debug' });
     try {
       await d.waitFor((r) => r.event === 'generation.landed');
       const spawn = await d.waitFor((r) => r.event === 'server.spawn');
@@ -162,8 +162,11 @@ describe('lander run under a (fake) systemd', () => {
       expect(ready, JSON.stringify(sock.messages())).toContain(`MAINPID=${d.child.pid}`);
       await expect.poll(() => sock.messages().filter((m) => m.includes('WATCHDOG=1')).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
       // STATUS=landed; generation 1 (cuda-libs cu128-v1, server 1.0.0), server healthy (component order may vary).
+      const landedStatus = () => sock.messages().flat().some((l) => l.startsWith('STATUS=') && /generation 1 \(/.test(l) && l.includes('server 1.0.0') && l.includes('cuda-libs cu128-v1'));
+      await expect.poll(landedStatus, { timeout: 10_000 }).toBe(true).catch(() => undefined);
       const statusLines = sock.messages().flat().filter((l) => l.startsWith('STATUS='));
-      expect(statusLines.some((l) => /generation 1 \(/.test(l) && l.includes('server 1.0.0') && l.includes('cuda-libs cu128-v1')), statusLines.join('\n')).toBe(true);
+      const notifyLogs = d.logs().filter((r) => String(r.event).startsWith('systemd.') || r.event === 'generation.landed').map((r) => JSON.stringify(r)).join('\n');
+      expect(statusLines.some((l) => /generation 1 \(/.test(l) && l.includes('server 1.0.0') && l.includes('cuda-libs cu128-v1')), `${statusLines.join('\n')}\n${notifyLogs}`).toBe(true);
       // The launcher execs node: /proc/<pid>/environ is the server's own environment.
       const environ = await readFile(`/proc/${spawn.serverPid as number}/environ`, 'utf8');
       expect(environ.split('\0').filter((v) => /^(NOTIFY_SOCKET|WATCHDOG_USEC)=/.test(v))).toEqual([]);
