@@ -122,7 +122,8 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
     return { component: spec.name, version: spec.version, status: 'reused', entry: existing };
   }
   const stagingDir = store.stagingPath(spec.name);
-  let lastLog = 0;
+  // The first progress of a job is logged at once, also in a lander started less than `every` ago.
+  let lastLog = -Infinity;
   const every = opts.logProgressEveryMs ?? 5000;
   const done = await runInstallWorker(
     {
