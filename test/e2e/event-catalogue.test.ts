@@ -249,6 +249,16 @@ describe('event catalogue against real runs', () => {
     await stopWithin(m, 'SIGTERM');
     seen.push(...m.logs());
 
+    // Progress lines in the log: at most one per component and job every 5 s (/events has the fine-grained ones).
+    const lastProgress = new Map<string, number>();
+    for (const r of seen.filter((x) => x.event === 'download.progress')) {
+      const key = `${r.pid}/${r.component}/${r.version}`;
+      const t = Date.parse(String(r.time));
+      if (lastProgress.has(key)) expect(t - lastProgress.get(key)!).toBeGreaterThanOrEqual(4_900);
+      lastProgress.set(key, t);
+    }
+    expect(lastProgress.size).toBeGreaterThan(0);
+
     const problems = [...new Set(seen.flatMap(checkRecord))];
     expect(problems).toEqual([]);
     const emitted = new Set(seen.map((r) => r.event));
