@@ -5,6 +5,7 @@
  * broken body means for the bytes it already has.
  *
  * Uses node:http/node:https so it runs the same under Deno's node compat.
+ * Honours HTTP(S)_PROXY and NO_PROXY (see proxy.ts).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -13,6 +14,7 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { DownloadError } from '../errors.ts';
+import { openTunnel, proxyAuthHeader, proxyFor } from './proxy.ts';
 
 export interface HttpGetOptions {
   /** Time to establish the TCP/TLS connection. @default 15000 */
@@ -80,18 +82,38 @@ export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<H
   }
 }
 
-function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
+  const proxy = proxyFor(url);
+  if (!proxy) return requestVia(url, opts, () => (url.protocol === 'https:' ? https : http).get(url, { headers: baseHeaders(opts), agent: false }));
+  if (url.protocol === 'http:') {
+    // An absolute-URI request to the proxy (RFC 9112 3.2.2).
+    return requestVia(url, opts, () => http.get({ host: proxy.hostname, port: proxy.port || 80, path: url.href, headers: { ...baseHeaders(opts), host: url.host, ...proxyAuthHeader(proxy) }, agent: false }));
+  }
+  const tunnel = await openTunnel(proxy, url, opts.connectTimeoutMs ?? 15_000, opts.signal);
+  // One request per tunnel: the socket is ours to close, or a kept-alive tunnel holds the process open.
+  const res = await requestVia(url, opts, () => https.get(url, { headers: { ...baseHeaders(opts), connection: 'close' }, agent: false, createConnection: () => tunnel })).catch((err: unknown) => {
+    tunnel.destroy();
+    throw err;
+  });
+  res.body.once('close', () => tunnel.destroy());
+  return res;
+}
+
+function baseHeaders(opts: HttpGetOptions): Record<string, string> {
   const headers: Record<string, string> = { 'accept-encoding': 'identity', ...opts.headers };
   if (opts.offset !== undefined && opts.offset > 0) {
     headers.range = `bytes=${opts.offset}-`;
     if (opts.ifRange) headers['if-range'] = opts.ifRange;
   }
-  const mod = url.protocol === 'https:' ? https : http;
+  return headers;
+}
+
+function requestVia(url: URL, opts: HttpGetOptions, start: () => http.ClientRequest): Promise<HttpResponse> {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
-    const req = mod.get(url, { headers, agent: false });
+    const req = start();
     const fail = (err: Error) => {
       clearTimeout(connectTimer);
       clearInterval(idle);

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { noProxyMatches, proxyFor } from '../../src/fetch/proxy.ts';
+
+describe('proxyFor', () => {
+  const env = { HTTPS_PROXY: 'http://proxy:3128', HTTP_PROXY: 'proxy:8080' };
+  it('picks the proxy by scheme, adding http:// to a bare host:port', () => {
+    expect(proxyFor(new URL('https://github.com/a'), env)?.href).toBe('http://proxy:3128/');
+    expect(proxyFor(new URL('http://example.com/a'), env)?.href).toBe('http://proxy:8080/');
+    expect(proxyFor(new URL('file:///tmp/a'), env)).toBeUndefined();
+    expect(proxyFor(new URL('https://github.com/a'), {})).toBeUndefined();
+  });
+  it('prefers the lower-case variables, as curl does', () => {
+    expect(proxyFor(new URL('https://x.org/'), { ...env, https_proxy: 'http://low:1' })?.host).toBe('low:1');
+  });
+  it('never proxies loopback unless NO_PROXY is set, even empty', () => {
+    expect(proxyFor(new URL('http://127.0.0.1:9/a'), env)).toBeUndefined();
+    expect(proxyFor(new URL('http://localhost:9/a'), env)).toBeUndefined();
+    expect(proxyFor(new URL('http://127.0.0.1:9/a'), { ...env, NO_PROXY: '' })?.host).toBe('proxy:8080');
+  });
+  it('refuses a proxy URL it cannot speak to', () => {
+    expect(() => proxyFor(new URL('https://x.org/'), { HTTPS_PROXY: 'socks5://p:1080', NO_PROXY: '' })).toThrow(/only http:\/\/ proxies/);
+  });
+});
+
+describe('noProxyMatches', () => {
+  it.each([
+    ['github.com', '443', '*', true],
+    ['github.com', '443', 'github.com', true],
+    ['objects.github.com', '443', 'github.com', true],
+    ['objects.github.com', '443', '.github.com', true],
+    ['objects.github.com', '443', '*.github.com', true],
+    ['notgithub.com', '443', 'github.com', false],
+    ['GitHub.COM', '443', 'github.com', true],
+    ['github.com', '443', 'github.com:8443', false],
+    ['github.com', '8443', 'github.com:8443', true],
+    ['10.1.2.3', '80', '10.0.0.0/8', true],
+    ['11.1.2.3', '80', '10.0.0.0/8', false],
+    ['::1', '80', '::1', true],
+    ['[::1]', '80', '[::1]:80', true],
+    ['127.0.0.1', '80', 'localhost, 127.0.0.1', true],
+    ['127.0.0.1', '80', '', false],
+  ])('%s:%s in %j -> %s', (host, port, list, want) => {
+    expect(noProxyMatches(host, port, list)).toBe(want);
+  });
+});
