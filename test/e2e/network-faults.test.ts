@@ -77,8 +77,10 @@ describe('network faults', () => {
     srv.misbehave(p, { endAfter: 400_000 });
     const done = await runInstallWorker(req);
     expect(done.sha256).toBe(req.sha256);
-    expect(srv.stats(p).ranges).toEqual([undefined, 'bytes=400000-']);
-    expect(srv.stats(p).bytesSent).toBe(gz.length);
+    // Node hands over all 400,000 bytes before the close; Deno may drop some buffered ones: either way a Range resume.
+    expect(srv.stats(p).ranges).toEqual([undefined, expect.stringMatching(/^bytes=\d+-$/)]);
+    expect(Number(/\d+/.exec(srv.stats(p).ranges[1]!)![0])).toBeGreaterThan(0);
+    expect(srv.stats(p).bytesSent).toBe(400_000 + gz.length - Number(/\d+/.exec(srv.stats(p).ranges[1]!)![0]));
   });
 
   it('a slow trickle is not cut while bytes flow, however long it takes', async () => {

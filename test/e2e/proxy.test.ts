@@ -70,8 +70,13 @@ beforeAll(async () => {
   srv.serve('/manifest.json', '{"hello":"proxy"}');
   if (!SQUID) return;
   // An https origin with a throwaway certificate for 127.0.0.1, trusted by the lander child only.
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', path.join(work, 'key.pem'), '-out', path.join(work, 'cert.pem')], { stdio: 'ignore' });
+  // A throwaway CA and a leaf signed by it (rustls, under Deno, refuses a self-signed leaf as its own anchor).
+  const w = (f: string) => path.join(work, f);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=lander test CA', '-keyout', w('ca.key'), '-out', w('ca.pem'));
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', w('key.pem'), '-out', w('leaf.csr'));
+  await writeFile(w('leaf.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  ssl('x509', '-req', '-in', w('leaf.csr'), '-CA', w('ca.pem'), '-CAkey', w('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', w('leaf.ext'), '-out', w('cert.pem'));
   tlsServer = https.createServer({ key: await readFile(path.join(work, 'key.pem')), cert: await readFile(path.join(work, 'cert.pem')) }, (req, res) => {
     const body = req.url === '/tls/core-1.tar.gz' ? archive : req.url === '/tls/core-1.tar.gz.sha256' ? Buffer.from(`${sha256Hex(archive)}  core-1.tar.gz\n`) : undefined;
     if (!body) return void res.writeHead(404).end();
@@ -142,7 +147,7 @@ describe.skipIf(!SQUID)('proxies (squid on loopback)', () => {
 
   it('HTTPS_PROXY: a CONNECT tunnel with TLS to the origin inside it', async () => {
     const before = (await accessLog()).split('\n').filter((l) => l.includes(' CONNECT ')).length;
-    const ca = path.join(work, 'cert.pem');
+    const ca = path.join(work, 'ca.pem');
     const r = await install('https', tlsOrigin, 'tls', { ...direct, HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NODE_EXTRA_CA_CERTS: ca, DENO_CERT: ca });
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(path.join(r.root, 'current/bin/server'), 'utf8')).toBe('#!/bin/sh\n');
