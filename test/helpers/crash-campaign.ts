@@ -19,6 +19,7 @@ import type { TestServer } from './http-server.ts';
 import { verifyGeneration } from '../../src/commands/verify.ts';
 import { loadState, type State } from '../../src/state.ts';
 import { silentLogger } from '../../src/log.ts';
+import { signalChild } from '../../src/runtime.ts';
 
 export interface CampaignOptions {
   server: TestServer;
@@ -27,7 +28,7 @@ export interface CampaignOptions {
   kills: number;
   /** A free loopback port for the stand-in server. */
   port: number;
-  /** Every n-th round kills `lander run` (with the server restart) instead of `lander install`. @default 5 */
+  /** Every n-th round kills `lander run` (with the server restart) instead of `lander install`; 0 never. @default 5 */
   runEvery?: number;
   say?(line: string): void;
 }
@@ -137,8 +138,10 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
 
   for (let round = 1; res.kills < o.kills && round <= o.kills * 3; round++) {
     res.rounds++;
-    const runMode = round % (o.runEvery ?? 5) === 0;
-    const before = target;
+    const every = o.runEvery ?? 5;
+    const runMode = every > 0 && round % every === 0;
+    // What is current now (a rollback may have kept an older version than the last target).
+    const before = (await currentVersions(root, await loadState(path.join(root, 'state.json')))) ?? target;
     do {
       target = { core: rand() < 0.7 ? pick(Object.keys(rel.core)) : before.core, cuda: rand() < 0.5 ? pick(Object.keys(rel.cuda)) : before.cuda };
     } while (target.core === before.core && target.cuda === before.cuda);
@@ -185,12 +188,12 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
     };
     const shouldKill = await fire();
     if (shouldKill && !done) {
-      child.child.kill('SIGKILL');
+      signalChild(child.child, 'SIGKILL');
       res.kills++;
       res.triggers[label] = (res.triggers[label] ?? 0) + 1;
     } else {
       res.missed++;
-      if (runMode) child.child.kill('SIGTERM');
+      if (runMode) signalChild(child.child, 'SIGTERM');
     }
     const r = await exited;
     if (!runMode && r.code === 0) calibratedMs = Math.max(300, Math.round(performance.now() - t0));
@@ -240,11 +243,11 @@ async function finishWithRun(o: CampaignOptions, configPath: string, root: strin
     }
     await sleep(25);
   }
-  fin.child.kill('SIGTERM');
+  signalChild(fin.child, 'SIGTERM');
   const stopped = await Promise.race([fin.finished().then(() => true), sleep(15_000).then(() => false)]);
   if (!stopped) {
     bad(round, `lander run did not stop within 15 s of SIGTERM; log tail: ${fin.output().split('\n').slice(-8).join(' | ').slice(0, 1500)}`);
-    fin.child.kill('SIGKILL');
+    signalChild(fin.child, 'SIGKILL');
     await killRecordedServer(root);
   }
   const r = await fin.finished();
