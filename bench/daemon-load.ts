@@ -51,6 +51,8 @@ export interface DaemonLoadResult {
   installSeconds: number;
   status: { count: number; p50: number; p99: number; max: number };
   eventLoop: { p50: number; p99: number; max: number };
+  /** The same measure in an idle process beside it: what the machine alone inflicts. */
+  idleControl: { p50: number; p99: number; max: number };
 }
 
 export async function daemonLoadBench(mb: number): Promise<DaemonLoadResult> {
@@ -76,6 +78,11 @@ export async function daemonLoadBench(mb: number): Promise<DaemonLoadResult> {
   };
   const configPath = path.join(work, 'lander.json');
   await writeFile(configPath, JSON.stringify(config));
+  // An idle process beside the daemon measures the machine's own scheduling noise.
+  const control = spawn(process.execPath, [fileURLToPath(new URL('./eld-control.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let controlOut = '';
+  control.stdout.setEncoding('utf8').on('data', (d: string) => (controlOut += d));
+  await new Promise<void>((resolve) => control.stdout.once('data', () => resolve()));
   const t0 = performance.now();
   const child = spawn(process.execPath, [path.join(REPO, 'bin/lander.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'inherit'] });
   const socketPath = path.join(root, 'lander.sock');
@@ -100,14 +107,19 @@ export async function daemonLoadBench(mb: number): Promise<DaemonLoadResult> {
     if (landedAt === undefined) throw new Error('the daemon did not land the fixture within 10 minutes');
     const metrics = (await get(socketPath, "/metrics")).body;
     if (process.env.BENCH_DEBUG) console.error(metrics);
+    control.kill('SIGTERM');
+    await new Promise((r) => control.once('exit', r));
+    const idle = JSON.parse(controlOut.split('\n').find((l) => l.startsWith('{')) ?? '{}') as { p50: number; p99: number; max: number };
     const q = (quantile: string) => Number(new RegExp(`lander_event_loop_delay_seconds\\{quantile="${quantile}"\\} (\\S+)`).exec(metrics)?.[1] ?? NaN) * 1000;
     return {
       archiveMiB: (cuda.bytes + core.bytes) / 2 ** 20,
       installSeconds: (landedAt - t0) / 1000,
       status: { count: latencies.length, p50: median(latencies), p99: pct(latencies, 99), max: Math.max(...latencies) },
       eventLoop: { p50: q('0.5'), p99: q('0.99'), max: q('1') },
+      idleControl: idle,
     };
   } finally {
+    control.kill('SIGKILL');
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     await served.close();
@@ -123,4 +135,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   console.log('|---|---|---|---|');
   console.log(`| /status latency over the socket, ms (${r.status.count} requests) | ${f(r.status.p50)} | ${f(r.status.p99)} | ${f(r.status.max)} |`);
   console.log(`| daemon main-thread event-loop delay, ms | ${f(r.eventLoop.p50)} | ${f(r.eventLoop.p99)} | ${f(r.eventLoop.max)} |`);
+  console.log(`| idle control process beside it, event-loop delay, ms | ${f(r.idleControl.p50)} | ${f(r.idleControl.p99)} | ${f(r.idleControl.max)} |`);
 }
