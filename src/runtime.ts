@@ -2,6 +2,7 @@
  * The only place where Node.js and Deno differ for lander.
  */
 
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 export const isDeno = 'Deno' in globalThis;
@@ -49,6 +50,35 @@ export function cleanSpawn(file: string, args: string[]): { file: string; args: 
   if (!isDeno || process.platform !== 'linux' || !existsSync('/bin/bash')) return { file, args };
   const script = 'for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@"';
   return { file: '/bin/bash', args: ['-c', script, 'lander-server', file, ...args] };
+}
+
+/**
+ * Sends `signal` to a child process: `child.kill(signal)` where that works.
+ *
+ * Deno's `node:child_process` (seen in 2.9.6) gets `ChildProcess.kill` wrong
+ * for any signal but the last one a child gets: the first successful kill()
+ * sets `killed = true` and `signalCode = <that signal>` while the child still
+ * runs, and every later kill() returns false without sending anything. So
+ * after `kill('SIGHUP')` a `kill('SIGTERM')` or even `kill('SIGKILL')` never
+ * reaches the child, and code that waits for `signalCode === null` believes
+ * it already dead. The exit is then also reported with that first signal
+ * (`code null, signal 'SIGHUP'` for a child that exited 0 on SIGTERM).
+ * Under Deno the signal goes through `process.kill(pid)` instead, which
+ * leaves the ChildProcess's bookkeeping alone, so its exit reports the truth.
+ *
+ * Returns false when the child has already exited (nothing is sent: its pid
+ * may belong to another process by now) or is gone.
+ */
+export function signalChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): boolean {
+  if (!isDeno) return child.kill(signal);
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return false;
+  try {
+    process.kill(child.pid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
 }
 
 /**

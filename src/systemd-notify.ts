@@ -21,6 +21,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Logger } from './log.ts';
+import { signalChild } from './runtime.ts';
 
 export interface NotifyOptions {
   log: Logger;
@@ -135,7 +136,7 @@ export class SystemdNotifier {
       const child = spawn(this.#command, lines, { env: { ...process.env, NOTIFY_SOCKET: this.socket }, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-500)));
-      const timer = setTimeout(() => child.kill('SIGKILL'), this.#timeoutMs);
+      const timer = setTimeout(() => signalChild(child, 'SIGKILL'), this.#timeoutMs);
       child.once('error', (err) => {
         clearTimeout(timer);
         reject(err);

@@ -4,12 +4,18 @@
  */
 import { startLander, parseLogs, type LogRecord } from './lander-cli.ts';
 import type { ChildProcess } from 'node:child_process';
+import { signalChild } from '../../src/runtime.ts';
 
 export interface DaemonProc {
   child: ChildProcess;
   logs(): LogRecord[];
   /** Resolves with the first record (from `since` on) that matches; rejects after `timeoutMs` with the log tail. */
   waitFor(match: (r: LogRecord) => boolean, opts?: { timeoutMs?: number; since?: number }): Promise<LogRecord>;
+  /**
+   * Sends a signal (e.g. SIGHUP) without waiting. Never `child.kill()`: under
+   * Deno a first kill() makes every later one a no-op (see signalChild).
+   */
+  signal(signal: NodeJS.Signals): boolean;
   /** Sends a signal and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
@@ -37,8 +43,9 @@ export function startDaemon(configPath: string, env: Record<string, string> = {}
         await new Promise((r) => setTimeout(r, 25));
       }
     },
+    signal: (signal) => signalChild(p.child, signal),
     async stop(signal = 'SIGTERM') {
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+      signalChild(p.child, signal);
       const r = await exited;
       return { code: r.code, signal: r.signal };
     },
