@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
 import { parseLogs } from '../helpers/lander-cli.ts';
@@ -55,6 +55,10 @@ it('runs the daemon under Deno with narrow permissions', async () => {
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
+  // Whatever fails below, no daemon (and so no server) outlives the test.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGTERM');
+  });
   await expect.poll(() => parseLogs(out).some((l) => l.event === 'generation.landed'), { timeout: 45_000, interval: 100 }).toBe(true);
   const status = await request({ socketPath: path.join(root, 'lander.sock') }, 'GET', '/status');
   expect(status.status).toBe(200);
