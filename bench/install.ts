@@ -155,7 +155,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const fx = await fixture('cuda-libs', mb);
   const srv = await serveDir(path.dirname(fx.file), WORK);
   try {
-    const res = await installBench(fx, srv.url(fx.file), reps);
+    // BENCH_VARIANTS=lander,shell-plain runs just those, side by side.
+    const only = process.env.BENCH_VARIANTS?.split(',').filter(Boolean) as Variant[] | undefined;
+    const res = await installBench(fx, srv.url(fx.file), reps, only?.length ? only : INSTALL_VARIANTS);
     const l = res.get('lander')!;
     for (const [v, rs] of res) {
       console.log(`${v}: wall ${summary(wall(rs), 2)} s, rss ${summary(rssMiB(rs))} MiB, lander/this ${ratioText(pairedRatio(wall(l), wall(rs)))}`);
