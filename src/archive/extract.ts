@@ -101,6 +101,10 @@ class TreeWriter {
       gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
       gunzip.pipe(tarx as unknown as NodeJS.WritableStream);
       tarx.on('entry', (header: Header, stream: Source, next: (err?: Error | null) => void) => {
+        // An abort (a restart from zero, a superseded job) destroys the extractor and with it this entry's
+        // stream, maybe while entry() awaits a check and has no listener yet: without one, that 'error'
+        // would crash the worker. The failure itself is already recorded by fail(); readers add their own.
+        stream.on('error', () => undefined);
         this.entry(header, stream).then(() => next(), (err: Error) => {
           this.fail(err);
           stream.destroy();
