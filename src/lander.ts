@@ -78,10 +78,13 @@ export class Lander extends EventEmitter<LanderEvents> {
     const g = this.store.current();
     if (!this.supervisor || !g) return;
     await this.#serial(async () => {
+      if (this.#stopping) return;
       try {
         await this.supervisor!.start(this.store.abs(g.dir), g.id);
         await this.store.setStatus(g.id, 'good');
       } catch (err) {
+        // A start cancelled by shutdown says nothing about the generation.
+        if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
         this.log.error({ event: 'server.start-failed', generation: g.id, err }, 'the server did not become healthy from the current generation');
         const prev = this.store.previousGood();
         if (prev) await this.#rollback(g, prev, (err as Error).message);
@@ -157,10 +160,13 @@ export class Lander extends EventEmitter<LanderEvents> {
       const r = await waitForIdle(idle, { signal: this.#abort.signal });
       this.log.info({ event: 'restart.idle-wait', idle: r.idle, waitedMs: Math.round(r.waitedMs), generation: g.id }, r.idle ? 'server idle; restarting' : 'server still busy after the maximum deferral; restarting anyway');
     }
+    if (this.#stopping) return;
     if (from !== g.id) await this.store.swap(g.id);
     try {
       await sup.restartOn(this.store.abs(g.dir), g.id);
     } catch (err) {
+      // Shutdown cancelled the start: no verdict on the new generation; the next start health-checks `current`.
+      if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
       const prev = from !== null && from !== g.id ? this.store.state.generations.find((x) => x.id === from && x.status !== 'bad') : this.store.previousGood();
       await this.#rollback(g, prev ?? this.store.previousGood(), (err as Error).message, err);
       return;
@@ -180,6 +186,7 @@ export class Lander extends EventEmitter<LanderEvents> {
   }
 
   async #onCrashLoop(): Promise<void> {
+    if (this.#stopping) return;
     const g = this.store.current();
     if (!g) return;
     const prev = this.store.previousGood();
@@ -210,6 +217,7 @@ export class Lander extends EventEmitter<LanderEvents> {
       return;
     }
     await this.store.swap(to.id);
+    if (this.#stopping) return;
     try {
       // restartOn, not start: an operator's rollback finds the server still running (healthy) on the generation it leaves.
       await this.supervisor?.restartOn(this.store.abs(to.dir), to.id);
@@ -224,6 +232,7 @@ export class Lander extends EventEmitter<LanderEvents> {
     const sup = this.supervisor;
     if (!sup) throw new LanderError('ERR_NO_SERVER', 'Cannot restart the server: no "server" is configured');
     return this.#serial(async () => {
+      if (this.#stopping) throw new LanderError('ERR_BUSY', 'Cannot restart the server: lander is shutting down');
       const g = this.store.current();
       if (!g) throw new LanderError('ERR_NO_GENERATION', 'Cannot restart the server: nothing is installed yet');
       await sup.restartOn(this.store.abs(g.dir), g.id);
@@ -256,7 +265,11 @@ export class Lander extends EventEmitter<LanderEvents> {
     this.#stopping = true;
     this.#abort.abort();
     this.queue.abortAll();
+    // First stop: cancels a start or restart a landing has in flight, so the landing chain ends soon.
+    await this.supervisor?.stop();
     await this.queue.idle().catch(() => undefined);
+    await this.#landing;
+    // Again, in case a landing step started the server between the first stop and its own #stopping check.
     await this.supervisor?.stop();
     await this.#recording;
   }

@@ -30,6 +30,10 @@ beforeAll(async () => {
     await makeCoreTree(dir, v, { smallFiles: 20 });
     cores[v] = await publish(server, v, 'voicebox-server-cuda.tar.gz', dir);
   }
+  // A core whose server takes 5 s to become healthy: a landing is still in flight when SIGTERM comes.
+  const slow = path.join(work, 'src-core-slow');
+  await makeCoreTree(slow, '1.5.0-slow', { smallFiles: 5, flags: '--start-delay-ms 5000' });
+  cores['1.5.0-slow'] = await publish(server, '1.5.0-slow', 'voicebox-server-cuda.tar.gz', slow);
   const small = path.join(work, 'src-cuda');
   await makeCudaTree(small, { libBytes: 128 * 1024, libs: 2 });
   await publish(server, 'libs', 'cuda-libs-cu128-v1.tar.gz', small);
@@ -365,5 +369,26 @@ describe('lander run (daemon)', () => {
     // Gone, or a zombie waiting for a PID 1 that does not reap (as in this VM).
     const state = await readFile(`/proc/${orphan.pid}/stat`, 'utf8').then((t) => t.slice(t.lastIndexOf(')') + 2, t.lastIndexOf(')') + 3), () => 'gone');
     expect(['gone', 'Z', 'X']).toContain(state);
+  });
+
+  it('SIGTERM while a new server is still starting: exits 0 soon, leaves no server, marks nothing bad', async () => {
+    const t = await setup('stop-mid-landing');
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    const mark = d.logs().length;
+    await t.save({ core: '1.5.0-slow' });
+    const spawned = await d.waitFor((r) => r.event === 'server.spawn' && r.generation === 2, { since: mark });
+    const t0 = performance.now();
+    expectCleanExit(await d.stop('SIGTERM'), d);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    // A cancelled start is no verdict on the version: nothing marked bad, no rollback.
+    const state = JSON.parse(await readFile(path.join(t.root, 'state.json'), 'utf8'));
+    expect(state.bad).toEqual({});
+    expect(d.logs().some((r) => r.event === 'rollback')).toBe(false);
+    // No server outlives the daemon.
+    const alive = await readFile(`/proc/${spawned.serverPid as number}/stat`, 'utf8').then((x) => x.slice(x.lastIndexOf(')') + 2, x.lastIndexOf(')') + 3), () => 'gone');
+    expect(['gone', 'Z', 'X']).toContain(alive);
+    await expect(fetch(`http://127.0.0.1:${t.port}/health`)).rejects.toThrow();
   });
 });
