@@ -8,6 +8,7 @@ import { constants as fsc, createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip, type Gunzip } from 'node:zlib';
+import { MetaHeaderWatch } from './meta-watch.ts';
 import tar, { type ExtractEvents, type Header } from 'tar-stream';
 import { ArchiveError, LanderError, StoreError } from '../errors.ts';
 import type { EntryType, ExtractLimits, FileRecord } from '../../workers/protocol.ts';
@@ -98,7 +99,20 @@ class TreeWriter {
         }
         this.applyDirModes().then(resolve, reject);
       }));
-      gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
+      // Before tar-stream sees the chunk (this listener is added before the pipe): an over-limit pax or
+      // long-name header is refused on its header block, before tar-stream buffers its body.
+      const metaWatch = new MetaHeaderWatch(this.o.limits.maxMetaEntrySize);
+      gunzip.on('data', (chunk: Buffer) => {
+        this.countTar(chunk.length);
+        const over = metaWatch.feed(chunk);
+        if (over) {
+          const entry = displayEntryName(over.name);
+          const after = this.lastEntry === undefined ? 'at the start' : `after entry ${JSON.stringify(displayEntryName(this.lastEntry))}`;
+          this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: entry ${JSON.stringify(entry)} (${over.type === 'x' || over.type === 'g' ? 'a pax header' : 'a GNU long name'} ${after}) makes ${over.bytes} bytes of pax/long-name headers, over limits.maxMetaEntrySize (${this.o.limits.maxMetaEntrySize}); refused before reading it`, {
+            data: { component: this.o.component, entry, limit: 'maxMetaEntrySize', value: over.bytes, max: this.o.limits.maxMetaEntrySize },
+          }));
+        }
+      });
       gunzip.pipe(tarx as unknown as NodeJS.WritableStream);
       tarx.on('entry', (header: Header, stream: Source, next: (err?: Error | null) => void) => {
         // An abort (a restart from zero, a superseded job) destroys the extractor and with it this entry's

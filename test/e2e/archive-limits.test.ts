@@ -96,7 +96,7 @@ describe('archive limits, just under and just over', () => {
     const over = await install(await archive(max - 511), { maxMetaEntrySize: max });
     const err = 'err' in over.result ? over.result.err : undefined;
     expect(err?.code).toBe('ERR_ARCHIVE_LIMIT');
-    expect(err!.data).toMatchObject({ limit: 'maxMetaEntrySize', value: max + 512, max, entry: 'f' });
+    expect(err!.data).toMatchObject({ limit: 'maxMetaEntrySize', value: max + 512, max, entry: 'PaxHeader/f' });
   });
 
   it('limits.maxExtractedBytes: 1,000 bytes install under 1000, are refused under 999', async () => {
