@@ -10,26 +10,16 @@
 import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixture, OUT } from './fixture.ts';
 import { serveDir } from './serve.ts';
 import { median } from './stats.ts';
+import { freePort } from '../src/free-port.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STAND_IN = path.join(REPO, 'test/fixtures/stand-in-server.mjs');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function get(socketPath: string, p: string): Promise<{ ms: number; body: string }> {
   const t0 = performance.now();

@@ -8,7 +8,6 @@
  */
 import http from 'node:http';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { swapSymlink } from '../src/generation.ts';
@@ -18,6 +17,7 @@ import { Supervisor } from '../src/supervisor.ts';
 import type { ServerConfig } from '../src/config.ts';
 import { OUT } from './fixture.ts';
 import { summary } from './stats.ts';
+import { freePort } from '../src/free-port.ts';
 
 const STAND_IN = fileURLToPath(new URL('../../test/fixtures/stand-in-server.mjs', import.meta.url));
 
@@ -32,16 +32,6 @@ export interface RestartResult {
   total: number[];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function getJson(url: string): Promise<{ readyMs: number }> {
   return new Promise((resolve, reject) => {

@@ -7,10 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/free-port.ts';
 
 export interface Served {
   kind: 'nginx' | 'node';
@@ -23,16 +23,6 @@ export interface Served {
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Serves the files of `root` until close(); `rates` are nginx limit_rate values (bytes/s, k/m suffixes) that slowUrl offers. */
 export async function serveDir(root: string, workDir: string, rates: string[] = ['100m']): Promise<Served> {

@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import { ProgressBars } from '../progress-bar.ts';
 import { formatBytes } from '../units.ts';
 import { startStaticServer } from './static-server.ts';
 import pino from 'pino';
+import { freePort } from '../free-port.ts';
 
 const once = process.argv.includes('--once');
 const out = process.stdout;
@@ -33,16 +33,6 @@ function standInPath(): string {
   return path.join(repo, 'test/fixtures/stand-in-server.mjs');
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function makeCore(dir: string, version: string): Promise<void> {
   await mkdir(path.join(dir, '_internal/voicebox'), { recursive: true });

@@ -7,12 +7,12 @@
  * Longer run: CRASH_KILLS=300 CRASH_SEED=7 npx vitest run test/e2e/crash-campaign.test.ts
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { runCrashCampaign } from '../helpers/crash-campaign.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;
 let work: string;
@@ -24,15 +24,6 @@ afterAll(async () => {
   await server?.close();
   await rm(work, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const kills = Number(process.env.CRASH_KILLS ?? 50);
 const seed = Number(process.env.CRASH_SEED ?? 20240611);

@@ -16,7 +16,6 @@
  * lines, and `lander logs` reads and filters them.
  */
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import { makeCoreTree, makeCudaTree, publish, releaseConfig, type PublishedAsset
 import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';
 import { runLander, type LogRecord } from '../helpers/lander-cli.ts';
 import { request } from '../helpers/raw-http.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;
 let work: string;
@@ -34,16 +34,6 @@ let cuda: PublishedAsset;
 const seen: LogRecord[] = [];
 const TRACE = { LANDER_LOG_LEVEL: 'trace' };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   server = await startTestServer();

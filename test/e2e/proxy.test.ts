@@ -19,6 +19,7 @@ import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, sha256Hex } from '../helpers/archive.ts';
 import { runLander } from '../helpers/lander-cli.ts';
 import { fetchText } from '../../src/fetch/fetch-text.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const SQUID = ['/usr/sbin/squid', '/usr/bin/squid'].find((p) => existsSync(p));
 let work: string;
@@ -28,15 +29,6 @@ let proxyPort = 0;
 let tlsServer: https.Server | undefined;
 let tlsOrigin = '';
 let archive: Buffer;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

@@ -1,13 +1,2 @@
-/** A TCP port on 127.0.0.1 that was free a moment ago (listen on 0, read it, close). */
-import net from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** Tests use the same helper as the demo and the benches. */
+export { freePort } from '../../src/free-port.ts';
