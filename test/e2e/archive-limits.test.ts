@@ -18,6 +18,7 @@ import { hasCode, type LanderError } from '../../src/errors.ts';
 import type { ExtractLimits, InstallRequest } from '../../workers/protocol.ts';
 import { buildTar, buildTarGz, paddedBody, paxRecord, rawHeader, sha256Hex, type ArchiveEntry } from '../helpers/archive.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
+import { workerRequest } from '../helpers/install-request.ts';
 
 let srv: TestServer;
 let root: string;
@@ -31,12 +32,10 @@ const LIMITS: ExtractLimits = { maxEntries: 10_000, maxExpansionRatio: 1000, max
 async function prepare(url: string, sha: string, limits: Partial<ExtractLimits>, over: Partial<InstallRequest>): Promise<InstallRequest> {
   root = await mkdtemp(path.join(tmpdir(), 'lander-lim-'));
   await mkdir(path.join(root, 'downloads'));
-  return {
-    type: 'install', jobId: `lim${++n}`, component: 'server', version: '1', urls: [url], sha256: sha,
-    partPath: path.join(root, 'downloads', `${sha}.part`), stagingDir: path.join(root, 'staging', `lim${n}`),
-    download: { connectTimeoutMs: 2000, idleTimeoutMs: 2000, retries: 0, backoffInitialMs: 10, backoffMaxMs: 20 },
-    limits: { ...LIMITS, ...limits }, ...over,
-  };
+  return workerRequest(
+    { root, url, sha256: sha, jobId: `lim${++n}`, download: { idleTimeoutMs: 2000, retries: 0, backoffMaxMs: 20 }, limits: { ...LIMITS, ...limits } },
+    { version: '1', progressIntervalMs: undefined, ...over },
+  );
 }
 
 async function install(body: Buffer, limits: Partial<ExtractLimits> = {}, over: Partial<InstallRequest> = {}) {

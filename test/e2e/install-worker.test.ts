@@ -13,6 +13,7 @@ import type { InstallRequest, LogEvent, ProgressEvent } from '../../workers/prot
 import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../src/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, makeVoiceboxTree, packDir, paddedBody, paxRecord, rawHeader, sha256Hex, type ArchiveEntry } from '../helpers/archive.ts';
+import { workerRequest } from '../helpers/install-request.ts';
 
 let srv: TestServer;
 let root: string;
@@ -25,17 +26,7 @@ async function request(p: string, body: Buffer, over: Partial<InstallRequest> = 
   root = await mkdtemp(path.join(tmpdir(), 'lander-iw-'));
   await mkdir(path.join(root, 'downloads'));
   srv.serve(p, body);
-  const sha = sha256Hex(body);
-  return {
-    type: 'install', jobId: `job${++n}`, component: 'server', version: '0.3.1',
-    urls: [srv.url(p)], sha256: sha,
-    partPath: path.join(root, 'downloads', `${sha}.part`),
-    stagingDir: path.join(root, 'staging', `job${n}`),
-    download: { connectTimeoutMs: 2000, idleTimeoutMs: 1000, retries: 3, backoffInitialMs: 10, backoffMaxMs: 50 },
-    limits: { maxEntries: 10_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 1024, maxExtractedBytes: 1 << 30 },
-    progressIntervalMs: 20,
-    ...over,
-  };
+  return workerRequest({ root, url: srv.url(p), sha256: sha256Hex(body), jobId: `job${++n}` }, over);
 }
 
 function collect() {

@@ -17,6 +17,7 @@ import { DigestMismatchError, DownloadError } from '../../src/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, sha256Hex } from '../helpers/archive.ts';
 import { runLander } from '../helpers/lander-cli.ts';
+import { workerRequest } from '../helpers/install-request.ts';
 
 let srv: TestServer;
 let root: string;
@@ -29,17 +30,7 @@ async function request(p: string, body: Buffer, over: Partial<InstallRequest> = 
   root = await mkdtemp(path.join(tmpdir(), 'lander-nf-'));
   await mkdir(path.join(root, 'downloads'));
   srv.serve(p, body);
-  const sha = sha256Hex(body);
-  return {
-    type: 'install', jobId: `nf${++n}`, component: 'server', version: '0.3.1',
-    urls: [srv.url(p)], sha256: sha,
-    partPath: path.join(root, 'downloads', `${sha}.part`),
-    stagingDir: path.join(root, 'staging', `nf${n}`),
-    download: { connectTimeoutMs: 2000, idleTimeoutMs: 1000, retries: 2, backoffInitialMs: 10, backoffMaxMs: 50 },
-    limits: { maxEntries: 10_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 1024, maxExtractedBytes: 1 << 30 },
-    progressIntervalMs: 20,
-    ...over,
-  };
+  return workerRequest({ root, url: srv.url(p), sha256: sha256Hex(body), jobId: `nf${++n}`, download: { retries: 2 } }, over);
 }
 
 const archive = (bytes: number) => buildTarGz([{ name: 'lib/blob.so', content: randomBytes(bytes), mode: 0o755 }, { name: 'VERSION', content: '1\n' }], 1);
