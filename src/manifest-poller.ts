@@ -9,6 +9,7 @@ import type { DownloadConfig, ManifestConfig } from './config.ts';
 import { DownloadError, LanderError, ManifestError } from './errors.ts';
 import { backoffDelay } from './fetch/backoff.ts';
 import { httpGet, type HttpResponse } from './fetch/http-get.ts';
+import { readBounded } from './fetch/read-bounded.ts';
 import type { Logger } from './log.ts';
 import { parseManifest, type ParsedManifest } from './manifest.ts';
 import { loadPublicKey, signatureUrl, signedSequence, verifyManifestSignature, type ManifestSignatureInfo } from './manifest-signature.ts';
@@ -249,7 +250,7 @@ export class ManifestPoller {
       res.body.destroy();
       throw new DownloadError('ERR_HTTP_STATUS', `Cannot download the manifest ${url}: the server answered HTTP ${res.status}`, { data: { url, status: res.status } });
     }
-    const bytes = await readBounded(res, url, this.#o.maxBytes ?? DEFAULT_MAX_BYTES);
+    const bytes = await readManifestBody(res, url, this.#o.maxBytes ?? DEFAULT_MAX_BYTES);
     const text = bytes.toString('utf8');
     const info: ManifestFetchInfo = { status: res.status };
     if (res.headers.etag) info.etag = res.headers.etag;
@@ -304,7 +305,7 @@ export class ManifestPoller {
       text = this.#sigText;
       etag = this.#sigEtag;
     } else if (res.status === 200) {
-      text = (await readBounded(res, sigUrl, MAX_SIGNATURE_BYTES)).toString('utf8');
+      text = (await readManifestBody(res, sigUrl, MAX_SIGNATURE_BYTES)).toString('utf8');
     } else {
       res.body.destroy();
       throw new DownloadError('ERR_HTTP_STATUS', `Cannot use the manifest ${url}: its signature ${sigUrl} could not be fetched (HTTP ${res.status}); manifest.publicKey is set, so every manifest must be signed`, { data: { url, signatureUrl: sigUrl, status: res.status } });
@@ -321,26 +322,11 @@ export class ManifestPoller {
   }
 }
 
-/** Reads a small body, refusing more than `maxBytes` (declared or actual). */
-async function readBounded(res: HttpResponse, url: string, maxBytes: number): Promise<Buffer> {
-  const tooBig = (size?: number) => new DownloadError('ERR_SIZE_LIMIT', `Cannot download the manifest ${url}: the body is ${size === undefined ? 'over' : `${size} bytes, over`} the ${maxBytes}-byte cap`, { data: { url, maxBytes, ...(size === undefined ? {} : { size }) } });
-  const declared = Number(res.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) {
-    res.body.destroy();
-    throw tooBig(declared);
+/** Reads the manifest body (capped); a short one fails this poll. */
+async function readManifestBody(res: HttpResponse, url: string, maxBytes: number): Promise<Buffer> {
+  const { body, declared } = await readBounded(res, maxBytes, `the manifest ${url}`);
+  if (declared !== undefined && body.length !== declared) {
+    throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download the manifest ${url}: short body, ${body.length} of ${declared} bytes`, { data: { url, bytes: body.length, declared } });
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > maxBytes) {
-      res.body.destroy();
-      throw tooBig();
-    }
-    chunks.push(chunk);
-  }
-  if (Number.isFinite(declared) && n !== declared) {
-    throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download the manifest ${url}: short body, ${n} of ${declared} bytes`, { data: { url, bytes: n, declared } });
-  }
-  return Buffer.concat(chunks);
+  return body;
 }

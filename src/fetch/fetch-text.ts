@@ -6,6 +6,7 @@
 import { DownloadError, AbortError } from '../errors.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { httpGet, isRetryableStatus } from './http-get.ts';
+import { readBounded } from './read-bounded.ts';
 
 export interface FetchTextOptions {
   /** @default 15000 */
@@ -68,23 +69,9 @@ async function attemptOnce(url: string, maxBytes: number, opts: FetchTextOptions
     const error = new DownloadError('ERR_HTTP_STATUS', `Cannot download ${url}: the server answered HTTP ${res.status}`, { data: { url, status: res.status } });
     return { retryable: isRetryableStatus(res.status), error, retryAfter: res.headers['retry-after'] };
   }
-  const declared = Number(res.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) {
-    res.body.destroy();
-    throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${url}: the body is ${declared} bytes, over the ${maxBytes}-byte cap for a small file`, { data: { url, maxBytes, size: declared } });
+  const { body, declared } = await readBounded(res, maxBytes, url);
+  if (declared !== undefined && body.length !== declared) {
+    return { retryable: true, error: new Error(`short body: ${body.length} of ${declared} bytes`) };
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > maxBytes) {
-      res.body.destroy();
-      throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${url}: the body is over the ${maxBytes}-byte cap for a small file`, { data: { url, maxBytes } });
-    }
-    chunks.push(chunk);
-  }
-  if (Number.isFinite(declared) && n !== declared) {
-    return { retryable: true, error: new Error(`short body: ${n} of ${declared} bytes`) };
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return body.toString('utf8');
 }
