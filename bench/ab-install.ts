@@ -18,7 +18,7 @@ import type { DoneEvent, InstallRequest } from '../workers/protocol.ts';
 type Run = (req: InstallRequest) => Promise<DoneEvent>;
 
 async function load(dist: string): Promise<Run> {
-  const mod = (await import(pathToFileURL(path.resolve(dist, 'src/install-worker-client.js')).href)) as { runInstallWorker: Run };
+  const mod = (await import(pathToFileURL(path.resolve(dist, 'src/install/worker-client.js')).href)) as { runInstallWorker: Run };
   return mod.runInstallWorker;
 }
 

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { fixture, OUT } from './fixture.ts';
 import { serveDir } from './serve.ts';
 import { median } from './stats.ts';
-import { freePort } from '../src/free-port.ts';
+import { freePort } from '../src/base/free-port.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STAND_IN = path.join(REPO, 'test/fixtures/stand-in-server.mjs');

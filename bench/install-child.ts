@@ -19,8 +19,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { runInstallWorker } from '../src/install-worker-client.ts';
-import { runInstallPipeline } from '../src/archive/pipeline.ts';
+import { runInstallWorker } from '../src/install/worker-client.ts';
+import { runInstallPipeline } from '../src/install/pipeline.ts';
 import type { InstallRequest } from '../workers/protocol.ts';
 
 export type NodeVariant = 'lander' | 'main-thread' | 'three-pass' | 'idle';

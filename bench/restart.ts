@@ -10,14 +10,14 @@ import http from 'node:http';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { swapSymlink } from '../src/generation.ts';
-import { silentLogger } from '../src/log.ts';
-import { scriptCommand } from '../src/runtime.ts';
-import { Supervisor } from '../src/supervisor.ts';
-import type { ServerConfig } from '../src/config.ts';
+import { swapSymlink } from '../src/store/generation.ts';
+import { silentLogger } from '../src/report/log.ts';
+import { scriptCommand } from '../src/base/runtime.ts';
+import { Supervisor } from '../src/supervise/supervisor.ts';
+import type { ServerConfig } from '../src/config/schema.ts';
 import { OUT } from './fixture.ts';
 import { summary } from './stats.ts';
-import { freePort } from '../src/free-port.ts';
+import { freePort } from '../src/base/free-port.ts';
 
 const STAND_IN = fileURLToPath(new URL('../../test/fixtures/stand-in-server.mjs', import.meta.url));
 

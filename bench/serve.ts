@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../src/free-port.ts';
+import { freePort } from '../src/base/free-port.ts';
 
 export interface Served {
   kind: 'nginx' | 'node';

@@ -1,5 +1,5 @@
 /** Process entry: runs the CLI and sets the exit code. */
-import { main } from './cli.ts';
+import { main } from './cli/cli.ts';
 
 process.exitCode = await main(process.argv.slice(2));
 

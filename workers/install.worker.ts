@@ -4,8 +4,8 @@
  * posts exactly one `done` or `error` at the end.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AbortError, serializeError } from '../src/errors.ts';
-import { runInstallPipeline } from '../src/archive/pipeline.ts';
+import { AbortError, serializeError } from '../src/base/errors.ts';
+import { runInstallPipeline } from '../src/install/pipeline.ts';
 import type { InstallRequest, MainToWorker, WorkerEvent } from './protocol.ts';
 
 const port = parentPort;

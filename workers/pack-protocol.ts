@@ -4,7 +4,7 @@
  * exactly one `PackDone` or `PackFailed`. An abort is a `{ type: 'abort' }`
  * message, as for the install worker.
  */
-import type { SerializedError } from '../src/errors.ts';
+import type { SerializedError } from '../src/base/errors.ts';
 import type { SourceEntry } from '../src/pack/walk.ts';
 
 export interface PackRequest {

@@ -4,8 +4,8 @@
  * `error` at the end.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AbortError, serializeError } from '../src/errors.ts';
-import { writeTarGz } from '../src/pack-dir.ts';
+import { AbortError, serializeError } from '../src/base/errors.ts';
+import { writeTarGz } from '../src/pack/pack-dir.ts';
 import type { PackRequest, PackWorkerEvent } from './pack-protocol.ts';
 
 const port = parentPort;

@@ -5,7 +5,7 @@
  * `AbortMessage` later, and receives `WorkerEvent`s until exactly one `done`
  * or `error`.
  */
-import type { SerializedError } from '../src/errors.ts';
+import type { SerializedError } from '../src/base/errors.ts';
 
 export interface DownloadSettings {
   connectTimeoutMs: number;

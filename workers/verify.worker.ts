@@ -4,8 +4,8 @@
  * posts exactly one `verify-done` or `error`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '../src/errors.ts';
-import { verifyTree } from '../src/verify-tree.ts';
+import { serializeError } from '../src/base/errors.ts';
+import { verifyTree } from '../src/store/verify-tree.ts';
 import type { VerifyRequest } from './protocol.ts';
 
 const port = parentPort;

@@ -3,8 +3,8 @@
  * thread, with the same timeouts and retries as archive downloads and a hard
  * cap on the body size.
  */
-import { DownloadError, AbortError } from '../errors.ts';
-import { backoffDelay, sleep } from './backoff.ts';
+import { DownloadError, AbortError } from '../base/errors.ts';
+import { backoffDelay, sleep } from '../base/backoff.ts';
 import { httpGet, isRetryableStatus } from './http-get.ts';
 import { readBounded } from './read-bounded.ts';
 

@@ -13,7 +13,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
-import { DownloadError } from '../errors.ts';
+import { DownloadError } from '../base/errors.ts';
 import { openTunnel, proxyAuthHeader, proxyFor } from './proxy.ts';
 
 export interface HttpGetOptions {

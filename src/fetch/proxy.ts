@@ -13,7 +13,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { DownloadError } from '../errors.ts';
+import { DownloadError } from '../base/errors.ts';
 
 type Env = Record<string, string | undefined>;
 

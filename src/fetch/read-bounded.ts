@@ -3,7 +3,7 @@
  * more than `maxBytes`, declared or actual. A short body is the caller's to
  * judge (retry or fail), so it is returned with the declared length.
  */
-import { DownloadError } from '../errors.ts';
+import { DownloadError } from '../base/errors.ts';
 import type { HttpResponse } from './http-get.ts';
 
 export interface BoundedBody {

@@ -2,7 +2,7 @@
  * Pure parser for `.sha256` sidecars as published next to voicebox assets
  * (`sha256sum` output).
  */
-import { DigestUnavailableError } from '../errors.ts';
+import { DigestUnavailableError } from '../base/errors.ts';
 
 /**
  * Extracts the lowercase hex digest from `<hex>  <name>`, `<hex> *<name>`

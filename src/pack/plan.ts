@@ -7,9 +7,9 @@
  * own and the generation merges the shared folders.
  */
 import path from 'node:path';
-import { checkEntryPath, collisionKey, parentPaths, resolveLinkTarget } from '../archive/entry-path.ts';
-import { LinkTable } from '../archive/link-table.ts';
-import { PackError } from '../errors.ts';
+import { checkEntryPath, collisionKey, parentPaths, resolveLinkTarget } from '../install/entry-path.ts';
+import { LinkTable } from '../install/link-table.ts';
+import { PackError } from '../base/errors.ts';
 import { compileRules, componentNames, type RuleSet } from './rules.ts';
 import type { SourceEntry } from './walk.ts';
 

@@ -6,8 +6,8 @@
  * `lander pack` command reads the rules file and walks the folder.
  */
 import { z } from 'zod';
-import { COMPONENT_NAME, VERSION_PATTERN } from '../config.ts';
-import { PackError } from '../errors.ts';
+import { COMPONENT_NAME, VERSION_PATTERN } from '../config/schema.ts';
+import { PackError } from '../base/errors.ts';
 
 export type RuleMatch = { glob: string; ignoreCase?: boolean } | { prefix: string } | { builtin: 'nvidia' };
 export type PackRule = RuleMatch & { component: string };

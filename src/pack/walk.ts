@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { PackError } from '../errors.ts';
+import { PackError } from '../base/errors.ts';
 
 export interface SourceEntry {
   /** POSIX path relative to the folder. */

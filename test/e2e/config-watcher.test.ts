@@ -9,10 +9,10 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.ts';
-import { watchConfig, type ConfigWatcher } from '../../src/config-watcher.ts';
-import type { ConfigError } from '../../src/errors.ts';
-import { createLogger } from '../../src/log.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { watchConfig, type ConfigWatcher } from '../../src/config/watch.ts';
+import type { ConfigError } from '../../src/base/errors.ts';
+import { createLogger } from '../../src/report/log.ts';
 
 type Rec = Record<string, any>;
 const cleanups: Array<() => unknown> = [];

@@ -12,8 +12,8 @@ import { makeCoreTree, makeCudaTree, publish, releaseConfig, type PublishedAsset
 import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';
 import { request } from '../helpers/raw-http.ts';
 import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
-import { ApiClient } from '../../src/api-client.ts';
-import type { DaemonEvent } from '../../src/daemon-model.ts';
+import { ApiClient } from '../../src/cli/api-client.ts';
+import type { DaemonEvent } from '../../src/report/daemon-model.ts';
 import { freePort } from '../helpers/free-port.ts';
 
 let server: TestServer;

@@ -8,7 +8,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 it('the offline demo lands two generations, restarts the server, and removes its folder', async () => {
   const isDeno = 'Deno' in globalThis;
-  const argv = isDeno ? ['run', '-A', `${REPO}src/demo/demo.ts`, '--once'] : [`${REPO}dist/src/demo/demo.js`, '--once'];
+  const argv = isDeno ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`, '--once'] : [`${REPO}dist/src/cli/demo/demo.js`, '--once'];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -14,7 +14,7 @@ import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/r
 import { parseLogs } from '../helpers/lander-cli.ts';
 import { request } from '../helpers/raw-http.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { signalChild } from '../../src/runtime.ts';
+import { signalChild } from '../../src/base/runtime.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const DENO = path.join(REPO, 'node_modules/.bin/deno');

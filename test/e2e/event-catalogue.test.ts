@@ -1,5 +1,5 @@
 /**
- * The event catalogue (src/events.ts, the README table) against what real
+ * The event catalogue (src/report/event-catalogue.ts, the README table) against what real
  * runs emit. Real `lander` processes at trace level go through: install
  * with a broken and a resumed download, landing, an operator restart, a bad
  * release rolled back, an operator rollback, invalid and unchanged config
@@ -19,7 +19,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMON_FIELDS, EVENTS, eventSpec, levelsOf, type EventSpec } from '../../src/events.ts';
+import { COMMON_FIELDS, EVENTS, eventSpec, levelsOf, type EventSpec } from '../../src/report/event-catalogue.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig, type PublishedAsset } from '../helpers/release.ts';
 import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';

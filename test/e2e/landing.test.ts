@@ -7,10 +7,10 @@ import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { validateConfig } from '../../src/config.ts';
-import { Lander } from '../../src/lander.ts';
-import { createLogger } from '../../src/log.ts';
-import { Store } from '../../src/store.ts';
+import { validateConfig } from '../../src/config/schema.ts';
+import { Lander } from '../../src/plan/reconciler.ts';
+import { createLogger } from '../../src/report/log.ts';
+import { Store } from '../../src/store/store.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
 import { freePort } from '../helpers/free-port.ts';

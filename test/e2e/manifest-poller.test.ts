@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ManifestConfig } from '../../src/config.ts';
-import type { LanderError } from '../../src/errors.ts';
-import { createLogger } from '../../src/log.ts';
-import type { ParsedManifest } from '../../src/manifest.ts';
-import { ManifestPoller, type ManifestFetchInfo, type ManifestPollerOptions } from '../../src/manifest-poller.ts';
+import type { ManifestConfig } from '../../src/config/schema.ts';
+import type { LanderError } from '../../src/base/errors.ts';
+import { createLogger } from '../../src/report/log.ts';
+import type { ParsedManifest } from '../../src/config/manifest.ts';
+import { ManifestPoller, type ManifestFetchInfo, type ManifestPollerOptions } from '../../src/config/manifest-poller.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 
 type Rec = Record<string, any>;

@@ -10,8 +10,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignatureError } from '../../src/errors.ts';
-import { parsePublicKey, parseSecretKey, verifySignature, formatSignature, signMessage, publicKeyLine } from '../../src/minisign.ts';
+import { SignatureError } from '../../src/base/errors.ts';
+import { parsePublicKey, parseSecretKey, verifySignature, formatSignature, signMessage, publicKeyLine } from '../../src/config/minisign.ts';
 import { runLander } from '../helpers/lander-cli.ts';
 
 interface Run { code: number; stdout: string; stderr: string }

@@ -12,9 +12,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseManifest } from '../../src/manifest.ts';
-import { signedSequence, verifyManifestSignature } from '../../src/manifest-signature.ts';
-import { formatSecretKey, generateKeyPair, publicKeyLine } from '../../src/minisign.ts';
+import { parseManifest } from '../../src/config/manifest.ts';
+import { signedSequence, verifyManifestSignature } from '../../src/config/manifest-signature.ts';
+import { formatSecretKey, generateKeyPair, publicKeyLine } from '../../src/config/minisign.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { runLander } from '../helpers/lander-cli.ts';
 import { CUDA_PATHS, makeCudaOnedir } from '../helpers/onedir.ts';

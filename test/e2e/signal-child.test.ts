@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { scriptCommand, signalChild } from '../../src/runtime.ts';
+import { scriptCommand, signalChild } from '../../src/base/runtime.ts';
 
 let dir: string;
 let script: string;

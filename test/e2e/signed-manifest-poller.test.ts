@@ -4,13 +4,13 @@
  * against the manifest, the persisted sequence floor, expiry.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ManifestConfig } from '../../src/config.ts';
-import type { LanderError } from '../../src/errors.ts';
-import { createLogger } from '../../src/log.ts';
-import type { ParsedManifest } from '../../src/manifest.ts';
-import { ManifestPoller, type ManifestFetchInfo, type ManifestPollerOptions } from '../../src/manifest-poller.ts';
-import { signatureUrl } from '../../src/manifest-signature.ts';
-import { formatSignature, generateKeyPair, landerTrustedComment, publicKeyLine, signMessage, type MinisignSecretKey } from '../../src/minisign.ts';
+import type { ManifestConfig } from '../../src/config/schema.ts';
+import type { LanderError } from '../../src/base/errors.ts';
+import { createLogger } from '../../src/report/log.ts';
+import type { ParsedManifest } from '../../src/config/manifest.ts';
+import { ManifestPoller, type ManifestFetchInfo, type ManifestPollerOptions } from '../../src/config/manifest-poller.ts';
+import { signatureUrl } from '../../src/config/manifest-signature.ts';
+import { formatSignature, generateKeyPair, landerTrustedComment, publicKeyLine, signMessage, type MinisignSecretKey } from '../../src/config/minisign.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 
 const cleanups: Array<() => unknown> = [];

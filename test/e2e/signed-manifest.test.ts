@@ -9,10 +9,10 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../../src/api-client.ts';
-import type { DaemonStatus } from '../../src/daemon-model.ts';
-import { formatPublicKey, formatSignature, generateKeyPair, keyIdHex, landerTrustedComment, publicKeyLine, signMessage, type MinisignSecretKey } from '../../src/minisign.ts';
-import type { State } from '../../src/state.ts';
+import { ApiClient } from '../../src/cli/api-client.ts';
+import type { DaemonStatus } from '../../src/report/daemon-model.ts';
+import { formatPublicKey, formatSignature, generateKeyPair, keyIdHex, landerTrustedComment, publicKeyLine, signMessage, type MinisignSecretKey } from '../../src/config/minisign.ts';
+import type { State } from '../../src/store/state.ts';
 import { startDaemon, type DaemonProc } from '../helpers/daemon-proc.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, type PublishedAsset } from '../helpers/release.ts';

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi, type ApiServer } from '../../src/api.ts';
-import { statusCommand } from '../../src/commands/status.ts';
-import { formatDaemonStatus, formatEvent } from '../../src/commands/status-format.ts';
-import { silentLogger } from '../../src/log.ts';
+import { startApi, type ApiServer } from '../../src/report/api.ts';
+import { statusCommand } from '../../src/cli/commands/status.ts';
+import { formatDaemonStatus, formatEvent } from '../../src/cli/commands/status-format.ts';
+import { silentLogger } from '../../src/report/log.ts';
 import { FakeControl } from '../helpers/fake-control.ts';
 
 let root: string;

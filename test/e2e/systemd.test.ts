@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { SystemdNotifier } from '../../src/systemd-notify.ts';
+import { SystemdNotifier } from '../../src/report/systemd-notify.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
 import { startDaemon } from '../helpers/daemon-proc.ts';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, releaseConfig } from '../helpers/release.ts';
 import { runLander } from '../helpers/lander-cli.ts';
-import type { VerifyResult } from '../../src/commands/verify.ts';
+import type { VerifyResult } from '../../src/cli/commands/verify.ts';
 
 let server: TestServer;
 let work: string;

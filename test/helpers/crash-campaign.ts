@@ -16,10 +16,10 @@ import path from 'node:path';
 import { startLander, parseLogs, type LogRecord } from './lander-cli.ts';
 import { makeCoreTree, makeCudaTree, publish, type PublishedAsset } from './release.ts';
 import type { TestServer } from './http-server.ts';
-import { verifyGeneration } from '../../src/commands/verify.ts';
-import { loadState, type State } from '../../src/state.ts';
-import { silentLogger } from '../../src/log.ts';
-import { signalChild } from '../../src/runtime.ts';
+import { verifyGeneration } from '../../src/cli/commands/verify.ts';
+import { loadState, type State } from '../../src/store/state.ts';
+import { silentLogger } from '../../src/report/log.ts';
+import { signalChild } from '../../src/base/runtime.ts';
 
 export interface CampaignOptions {
   server: TestServer;

@@ -4,7 +4,7 @@
  */
 import { startLander, parseLogs, type LogRecord } from './lander-cli.ts';
 import type { ChildProcess } from 'node:child_process';
-import { signalChild } from '../../src/runtime.ts';
+import { signalChild } from '../../src/base/runtime.ts';
 
 export interface DaemonProc {
   child: ChildProcess;

@@ -3,9 +3,9 @@
  * status, events the test pushes, actions that answer or fail on request.
  * The daemon itself is tested elsewhere; this only lets the API be driven.
  */
-import type { DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../../src/daemon-model.ts';
-import { LanderError } from '../../src/errors.ts';
-import { LanderMetrics } from '../../src/metrics.ts';
+import type { DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../../src/report/daemon-model.ts';
+import { LanderError } from '../../src/base/errors.ts';
+import { LanderMetrics } from '../../src/report/metrics.ts';
 
 export function sampleStatus(root: string): DaemonStatus {
   return {

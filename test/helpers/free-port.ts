@@ -1,2 +1,2 @@
 /** Tests use the same helper as the demo and the benches. */
-export { freePort } from '../../src/free-port.ts';
+export { freePort } from '../../src/base/free-port.ts';

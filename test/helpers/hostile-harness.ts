@@ -16,7 +16,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFi
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { ApiClient } from '../../src/api-client.ts';
+import { ApiClient } from '../../src/cli/api-client.ts';
 import { sha256Hex } from './archive.ts';
 import { startDaemon, type DaemonProc } from './daemon-proc.ts';
 import { startTestServer, type TestServer } from './http-server.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, parseRetryAfter } from '../../src/fetch/backoff.ts';
+import { backoffDelay, parseRetryAfter } from '../../src/base/backoff.ts';
 
 describe('parseRetryAfter', () => {
   it('reads seconds', () => { expect(parseRetryAfter('7')).toBe(7000); });

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { parseConfig } from '../../src/config/schema.ts';
+import { ConfigError } from '../../src/base/errors.ts';
 
 const example = readFileSync(new URL('../../config.example.json', import.meta.url), 'utf8');
 type Cfg = Record<string, any>;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configSpecs, parseConfig, validateConfig, type Config } from '../../src/config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { configSpecs, parseConfig, validateConfig, type Config } from '../../src/config/schema.ts';
+import { ConfigError } from '../../src/base/errors.ts';
 
 const example = readFileSync(new URL('../../config.example.json', import.meta.url), 'utf8');
 

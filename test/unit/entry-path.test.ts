@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkEntryPath, collisionKey, displayEntryName, parentPaths, resolveLinkTarget } from '../../src/archive/entry-path.ts';
-import { checkMergedLinks } from '../../src/archive/link-table.ts';
+import { checkEntryPath, collisionKey, displayEntryName, parentPaths, resolveLinkTarget } from '../../src/install/entry-path.ts';
+import { checkMergedLinks } from '../../src/install/link-table.ts';
 
 const bad = (name: string, limits = {}) => {
   const r = checkEntryPath(name, limits);

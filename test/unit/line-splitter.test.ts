@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LineSplitter } from '../../src/line-splitter.ts';
-import { OutputBudget } from '../../src/output-budget.ts';
+import { LineSplitter } from '../../src/base/line-splitter.ts';
+import { OutputBudget } from '../../src/supervise/output-budget.ts';
 
 const b = (s: string | number[]) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s));
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { validateConfig, type Config } from '../../src/config.ts';
-import { ManifestError } from '../../src/errors.ts';
-import { desiredSpecs, parseManifest, type ParsedManifest } from '../../src/manifest.ts';
-import { nextPollDelay } from '../../src/manifest-poller.ts';
+import { validateConfig, type Config } from '../../src/config/schema.ts';
+import { ManifestError } from '../../src/base/errors.ts';
+import { desiredSpecs, parseManifest, type ParsedManifest } from '../../src/config/manifest.ts';
+import { nextPollDelay } from '../../src/config/manifest-poller.ts';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);

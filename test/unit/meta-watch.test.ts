@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { headerSize, MetaHeaderWatch, paxSize } from '../../src/archive/meta-watch.ts';
+import { headerSize, MetaHeaderWatch, paxSize } from '../../src/install/meta-watch.ts';
 import { buildTar, paddedBody, paxRecord, rawHeader } from '../helpers/archive.ts';
 
 /** Feeds `buf` in pieces of `step` bytes, returning the first overflow. */

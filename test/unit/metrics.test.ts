@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Counter, Histogram, LanderMetrics, Registry, escapeLabelValue, formatValue } from '../../src/metrics.ts';
+import { Counter, Histogram, LanderMetrics, Registry, escapeLabelValue, formatValue } from '../../src/report/metrics.ts';
 import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 
 describe('Registry', () => {

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import {
   blake2b512, formatPublicKey, formatSecretKey, formatSignature, generateKeyPair, keyIdHex, landerTrustedComment,
   parsePublicKey, parseSecretKey, parseSignature, parseTrustedComment, publicKeyLine, signMessage, verifySignature,
-} from '../../src/minisign.ts';
-import { SignatureError } from '../../src/errors.ts';
+} from '../../src/config/minisign.ts';
+import { SignatureError } from '../../src/base/errors.ts';
 
 const MESSAGE = Buffer.from('hello\n');
 const PUB = 'untrusted comment: minisign public key 580CD6611EC94131\nRWQxQckeYdYMWDMpuH8E6UCeKID/2xklmTdVf0kHFtjxH0qL5Trlf9+q\n';

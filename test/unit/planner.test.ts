@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { planComponents, planLanding } from '../../src/planner.ts';
-import type { ComponentSpec } from '../../src/config.ts';
-import type { Generation, StoreEntry } from '../../src/state.ts';
+import { planComponents, planLanding } from '../../src/plan/planner.ts';
+import type { ComponentSpec } from '../../src/config/schema.ts';
+import type { Generation, StoreEntry } from '../../src/store/state.ts';
 
 const spec = (name: string, version: string, extra: Partial<ComponentSpec> = {}): ComponentSpec => ({
   name, version, urls: [`http://h/${name}-${version}.tgz`], sha256Url: `http://h/${name}-${version}.tgz.sha256`, restart: true, ...extra,

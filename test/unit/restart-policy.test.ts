@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, decideRestart, emptyHistory, type RestartHistory, type RestartPolicy } from '../../src/restart-policy.ts';
+import { backoffDelay, decideRestart, emptyHistory, type RestartHistory, type RestartPolicy } from '../../src/supervise/restart-policy.ts';
 
 const policy: RestartPolicy = { initialDelay: 100, factor: 2, maxDelay: 1000, resetAfter: 5000, crashLoopExits: 4, window: 10_000 };
 

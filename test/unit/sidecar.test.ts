@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSha256Sidecar } from '../../src/fetch/sidecar.ts';
-import { DigestUnavailableError } from '../../src/errors.ts';
+import { DigestUnavailableError } from '../../src/base/errors.ts';
 
 const hex = 'ab'.repeat(32);
 

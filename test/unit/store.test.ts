@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Store } from '../../src/store.ts';
-import { silentLogger } from '../../src/log.ts';
-import { acquireLock } from '../../src/lock.ts';
+import { Store } from '../../src/store/store.ts';
+import { silentLogger } from '../../src/report/log.ts';
+import { acquireLock } from '../../src/store/lock.ts';
 import type { FileRecord } from '../../workers/protocol.ts';
 
 let root: string;

@@ -1,0 +1,87 @@
+/**
+ * Pure text for people: the daemon's status as a table, and one line per
+ * daemon event for `lander status --watch`. Hostile-input note: every string
+ * here came from the daemon's API; control characters are replaced so a
+ * version or error message cannot move the cursor or rewrite the terminal.
+ */
+import type { DaemonEvent, DaemonStatus } from '../../report/daemon-model.ts';
+import { formatBytes } from '../../base/units.ts';
+
+/** Control characters (C0, DEL, C1) shown as U+FFFD: nothing the daemon says can drive the terminal. */
+export function safe(s: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return String(s ?? '').replace(/[\x00-\x1f\x7f-\x9f]/g, '\uFFFD');
+}
+
+function pad(s: unknown, n: number): string {
+  return safe(s).padEnd(n);
+}
+
+function jobText(j: NonNullable<DaemonStatus['components'][string]['job']>): string {
+  const pct = j.total ? ` ${((j.bytes / j.total) * 100).toFixed(0)}%` : '';
+  const size = j.total ? `${formatBytes(j.bytes)} / ${formatBytes(j.total)}` : formatBytes(j.bytes);
+  const rate = j.rate > 0 ? ` ${formatBytes(j.rate)}/s` : '';
+  return `${safe(j.phase)} ${safe(j.version)}${pct} ${size}${rate}`;
+}
+
+export function formatDaemonStatus(s: DaemonStatus): string {
+  const lines: string[] = [];
+  lines.push(`lander      ${safe(s.version)} (pid ${s.pid}, ${safe(s.runtime)}), running since ${safe(s.startedAt)}`);
+  lines.push(`root        ${safe(s.root)}`);
+  const invalid = s.config.lastInvalid ? `; last edit rejected at ${safe(s.config.lastInvalid.at)}: ${s.config.lastInvalid.issues.map((i) => `${safe(i.path)}: ${safe(i.message)}`).join('; ')}` : '';
+  lines.push(`config      ${safe(s.configPath)} (loaded ${safe(s.config.loadedAt)}${invalid})`);
+  if (s.manifest) {
+    const m = s.manifest;
+    lines.push(`manifest    ${safe(m.url)}${m.lastCheckAt ? ` (checked ${safe(m.lastCheckAt)}${m.lastStatus ? `, status ${m.lastStatus}` : ''})` : ' (not checked yet)'}${m.error ? `  error: ${safe(m.error)}` : ''}`);
+  }
+  const sv = s.server;
+  const svParts = [safe(sv.state)];
+  if (sv.pid !== undefined) svParts.push(`pid ${sv.pid}`);
+  if (sv.generation !== undefined) svParts.push(`generation ${safe(sv.generation)}`);
+  if (sv.since) svParts.push(`since ${safe(sv.since)}`);
+  if (sv.restarts !== undefined) svParts.push(`restarts ${sv.restarts}`);
+  lines.push(`server      ${svParts.join(', ')}`);
+  lines.push(`current     ${s.current === null ? '(none)' : `generation ${s.current}`}`);
+  if (s.lastCheckAt) lines.push(`last check  ${safe(s.lastCheckAt)}`);
+  lines.push('', 'component     desired         installed       activity');
+  for (const [n, c] of Object.entries(s.components)) {
+    const activity = c.job ? jobText(c.job) : '-';
+    lines.push(`${pad(n, 13)} ${pad(c.desired ?? '-', 15)} ${pad(c.installed ?? '-', 15)} ${activity}${c.bad.length ? `  bad: ${c.bad.map(safe).join(', ')}` : ''}`);
+  }
+  lines.push('', 'generations');
+  if (s.generations.length === 0) lines.push('  (none)');
+  for (const g of s.generations) {
+    lines.push(`  ${String(g.id).padEnd(4)} ${pad(g.status, 5)} ${Object.entries(g.components).map(([n, v]) => `${safe(n)}@${safe(v)}`).join(' ')}${g.id === s.current ? '  <- current' : ''}`);
+  }
+  if (s.lastErrors.length > 0) {
+    lines.push('', 'recent errors');
+    for (const e of s.lastErrors.slice(-5)) lines.push(`  ${safe(e.at)}  ${safe(e.error.code ?? e.error.name)}  ${safe(e.error.message)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** One line per event, or undefined for progress (drawn as bars, or skipped off a TTY). */
+export function formatEvent(e: DaemonEvent): string | undefined {
+  switch (e.type) {
+    case 'progress':
+      return undefined;
+    case 'install':
+      return `install   ${safe(e.component)} ${safe(e.version)} ${safe(e.status)}${e.error ? `: ${safe(e.error)}` : ''}`;
+    case 'server.state':
+      return `server    ${safe(e.from)} -> ${safe(e.to)}${e.pid !== undefined ? ` (pid ${e.pid})` : ''}${e.generation !== undefined ? ` generation ${safe(e.generation)}` : ''}`;
+    case 'landed':
+      return `landed    generation ${e.generation}${e.from !== null ? ` (was ${e.from})` : ''}${e.restarted ? ', server restarted' : ''} in ${(e.durationMs / 1000).toFixed(1)} s`;
+    case 'rollback':
+      return `rollback  generation ${e.from} -> ${e.to ?? '(none)'}: ${safe(e.reason)}`;
+    case 'config':
+      return `config    ${safe(e.status)}${e.issues?.length ? `: ${e.issues.map((i) => `${safe(i.path)}: ${safe(i.message)}`).join('; ')}` : ''}`;
+    default:
+      return `event     ${safe((e as { type?: unknown }).type)}`;
+  }
+}
+
+/** A progress line for logs and pipes (no bars), throttled by the caller. */
+export function formatProgress(e: Extract<DaemonEvent, { type: 'progress' }>): string {
+  const pct = e.total ? ` ${((e.bytes / e.total) * 100).toFixed(0)}%` : '';
+  return `progress  ${safe(e.component)} ${safe(e.version)}${pct} ${formatBytes(e.bytes)}${e.total ? ` / ${formatBytes(e.total)}` : ''}${e.rate > 0 ? ` ${formatBytes(e.rate)}/s` : ''}`;
+}

@@ -1,0 +1,294 @@
+/**
+ * The on-disk layout under `root` (see DESIGN.md): the lock, `state.json`,
+ * resumable downloads, staging folders, read-only store entries, generations
+ * and the `current` link. All state changes go through here.
+ */
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { StoreError } from '../base/errors.ts';
+import { acquireLock, type Lock } from './lock.ts';
+import { currentGeneration, loadState, saveState, type Generation, type State, type StoreEntry } from './state.ts';
+import { buildGeneration, readSymlink, swapSymlink, type BuildStats } from './generation.ts';
+import { writeFileAtomic } from '../base/atomic-file.ts';
+import { mapLimit } from '../base/map-limit.ts';
+import type { Logger } from '../report/log.ts';
+import type { FileRecord } from '../../workers/protocol.ts';
+
+export interface CommitEntryInput {
+  component: string;
+  version: string;
+  sha256: string;
+  source: string;
+  stagingDir: string;
+  files: FileRecord[];
+  archiveBytes: number;
+  extractedBytes: number;
+}
+
+export class Store {
+  readonly root: string;
+  readonly log: Logger;
+  state: State;
+  #lock: Lock | undefined;
+  #saving: Promise<void> = Promise.resolve();
+
+  private constructor(root: string, state: State, lock: Lock | undefined, log: Logger) {
+    this.root = root;
+    this.state = state;
+    this.#lock = lock;
+    this.log = log;
+  }
+
+  /**
+   * Opens (creating) the layout under `root`, takes the lock unless
+   * `readOnly`, removes staging left by a crash and loads the state.
+   */
+  static async open(root: string, log: Logger, opts: { readOnly?: boolean } = {}): Promise<Store> {
+    if (!opts.readOnly) {
+      for (const d of ['', 'downloads', 'staging', 'store', 'generations']) await mkdir(path.join(root, d), { recursive: true, mode: 0o755 });
+    }
+    const lock = opts.readOnly ? undefined : await acquireLock(root);
+    try {
+      const state = await loadState(path.join(root, 'state.json'));
+      const store = new Store(root, state, lock, log);
+      if (!opts.readOnly) await store.#recover();
+      return store;
+    } catch (err) {
+      await lock?.release();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#lock?.release();
+    this.#lock = undefined;
+  }
+
+  /** Crash leftovers: staging folders, half-built generations, temp links, and state that points at nothing. */
+  async #recover(): Promise<void> {
+    const staging = path.join(this.root, 'staging');
+    for (const name of await readdir(staging)) {
+      await rm(path.join(staging, name), { recursive: true, force: true });
+      this.log.info({ event: 'store.cleanup', path: path.join(staging, name) }, 'removed stale staging folder');
+    }
+    const gens = path.join(this.root, 'generations');
+    for (const name of await readdir(gens)) {
+      if (name.includes('.tmp-')) await rm(path.join(gens, name), { recursive: true, force: true });
+    }
+    for (const name of await readdir(this.root)) {
+      // Temp files of writeFileAtomic (state.json, server.json) and of the swap.
+      if (name.startsWith('current.tmp-') || (name.startsWith('.') && name.endsWith('.tmp'))) await rm(path.join(this.root, name), { force: true });
+    }
+    // state.json is written after the swap; after a crash in between, `current` is the truth.
+    const target = await readSymlink(this.currentLink);
+    const id = target ? Number(path.basename(target)) : null;
+    if (id !== null && id !== this.state.current && this.state.generations.some((g) => g.id === id)) {
+      this.log.warn({ event: 'store.recover', current: id, recorded: this.state.current }, 'state.json behind the current link; following the link');
+      this.state.current = id;
+      await this.save();
+    }
+    await this.#removeOrphans(id);
+  }
+
+  /**
+   * Folders state.json does not know: a generation renamed into place, or a
+   * store entry renamed into `store/`, just before a crash kept the state
+   * write from recording it; or one half-deleted by a garbage collection
+   * (which records first, then deletes). Nothing refers to them; an entry's
+   * archive is still in `downloads/` (removed only after the commit), so a
+   * later install replays it instead of downloading it again.
+   */
+  async #removeOrphans(linked: number | null): Promise<void> {
+    const known = new Set(this.state.generations.map((g) => String(g.id)));
+    if (linked !== null) known.add(String(linked));
+    for (const name of await readdir(this.abs('generations'))) {
+      if (known.has(name)) continue;
+      await rm(this.abs(path.join('generations', name)), { recursive: true, force: true });
+      this.log.warn({ event: 'store.cleanup', path: path.posix.join('generations', name) }, 'removed a generation folder that state.json does not record');
+    }
+    const entries = new Set(this.state.entries.map((e) => e.dir));
+    for (const component of await readdir(this.abs('store'))) {
+      const dir = path.posix.join('store', component);
+      const names = await readdir(this.abs(dir)).catch(() => [] as string[]);
+      for (const name of names) {
+        const rel = path.posix.join(dir, name);
+        const owner = name.endsWith('.files.json') ? rel.slice(0, -'.files.json'.length) : rel;
+        if (entries.has(owner)) continue;
+        const tmp = name.startsWith('.') && name.endsWith('.tmp');
+        await rm(this.abs(rel), { recursive: true, force: true });
+        if (!tmp) this.log.warn({ event: 'store.cleanup', path: rel }, 'removed a store entry that state.json does not record');
+      }
+    }
+  }
+
+  get currentLink(): string {
+    return path.join(this.root, 'current');
+  }
+
+  /** Writes state.json; writes are serialized so a later one always carries every earlier change. */
+  save(): Promise<void> {
+    const next = this.#saving.then(() => saveState(path.join(this.root, 'state.json'), this.state));
+    this.#saving = next.catch(() => undefined);
+    return next;
+  }
+
+  partPath(sha256: string): string {
+    return path.join(this.root, 'downloads', `${sha256}.part`);
+  }
+
+  /** A path for a fresh staging folder; the worker creates it. */
+  stagingPath(component: string): string {
+    return path.join(this.root, 'staging', `${component}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
+  }
+
+  abs(rel: string): string {
+    return path.join(this.root, rel);
+  }
+
+  findEntry(component: string, sha256: string): StoreEntry | undefined {
+    return this.state.entries.find((e) => e.component === component && e.sha256 === sha256);
+  }
+
+  current(): Generation | undefined {
+    return currentGeneration(this.state);
+  }
+
+  /**
+   * Makes a verified staging folder a read-only store entry: files lose their
+   * write bits, the per-file index is written beside it, and the folder is
+   * renamed into `store/` in one step.
+   */
+  async commitEntry(input: CommitEntryInput): Promise<StoreEntry> {
+    const rel = path.posix.join('store', input.component, `${input.version}-${input.sha256.slice(0, 8)}`);
+    const dest = this.abs(rel);
+    const existing = this.findEntry(input.component, input.sha256);
+    if (existing) {
+      await rm(input.stagingDir, { recursive: true, force: true });
+      return existing;
+    }
+    await mapLimit(input.files.filter((f) => f.type === 'file'), 32, (f) => chmod(path.join(input.stagingDir, f.path), f.mode & ~0o222));
+    await mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
+    // A leftover from a crash between rename and state write: same digest, so same content; replace it.
+    await rm(dest, { recursive: true, force: true });
+    await writeFileAtomic(`${dest}.files.json`, JSON.stringify({ component: input.component, version: input.version, sha256: input.sha256, files: input.files }) + '\n');
+    await rename(input.stagingDir, dest);
+    const entry: StoreEntry = {
+      component: input.component,
+      version: input.version,
+      sha256: input.sha256,
+      dir: rel,
+      source: input.source,
+      archiveBytes: input.archiveBytes,
+      extractedBytes: input.extractedBytes,
+      files: input.files.length,
+      installedAt: new Date().toISOString(),
+    };
+    this.state.entries = this.state.entries.filter((e) => e.dir !== rel).concat(entry);
+    await this.save();
+    return entry;
+  }
+
+  async entryFiles(entry: Pick<StoreEntry, 'dir'>): Promise<FileRecord[]> {
+    try {
+      return JSON.parse(await readFile(`${this.abs(entry.dir)}.files.json`, 'utf8')).files as FileRecord[];
+    } catch (err) {
+      throw new StoreError('ERR_STORE_INDEX', `Cannot read the file index of ${entry.dir}: ${(err as Error).message}`, { cause: err, data: { entry: entry.dir } });
+    }
+  }
+
+  /** The generation with exactly these entries, if one exists and is not bad. */
+  findGeneration(entries: StoreEntry[]): Generation | undefined {
+    const key = (c: Record<string, { sha256: string }>) => Object.entries(c).map(([n, v]) => `${n}=${v.sha256}`).sort().join(',');
+    const want = key(Object.fromEntries(entries.map((e) => [e.component, e])));
+    return this.state.generations.find((g) => g.status !== 'bad' && key(g.components) === want);
+  }
+
+  /** Builds a new generation from one entry per component and records it (not yet current). */
+  async createGeneration(entries: StoreEntry[]): Promise<{ generation: Generation; stats: BuildStats }> {
+    const id = Math.max(0, ...this.state.generations.map((g) => g.id), ...(await this.#generationDirIds())) + 1;
+    const dir = path.posix.join('generations', String(id));
+    const parts = [];
+    for (const e of entries) parts.push({ component: e.component, dir: this.abs(e.dir), files: await this.entryFiles(e) });
+    const stats = await buildGeneration(this.abs(dir), parts);
+    const generation: Generation = {
+      id,
+      dir,
+      components: Object.fromEntries(entries.map((e) => [e.component, { version: e.version, sha256: e.sha256, entry: e.dir }])),
+      createdAt: new Date().toISOString(),
+      status: 'new',
+    };
+    this.state.generations.push(generation);
+    await this.save();
+    return { generation, stats };
+  }
+
+  async #generationDirIds(): Promise<number[]> {
+    const names = await readdir(this.abs('generations'));
+    return names.map((n) => Number(n)).filter((n) => Number.isInteger(n));
+  }
+
+  /** Points `current` at generation `id` atomically, then records it. */
+  async swap(id: number): Promise<void> {
+    const g = this.state.generations.find((x) => x.id === id);
+    if (!g) throw new StoreError('ERR_NO_GENERATION', `Cannot switch to generation ${id}: it does not exist`, { data: { id } });
+    await stat(this.abs(g.dir));
+    const from = this.state.current;
+    await swapSymlink(this.currentLink, g.dir);
+    this.state.current = id;
+    await this.save();
+    this.log.info({ event: 'generation.swap', from, to: id, components: g.components }, 'current generation switched');
+  }
+
+  async setStatus(id: number, status: Generation['status']): Promise<void> {
+    const g = this.state.generations.find((x) => x.id === id);
+    if (!g || g.status === status) return;
+    g.status = status;
+    await this.save();
+  }
+
+  /** The newest good generation other than the current one: where a rollback goes. */
+  previousGood(): Generation | undefined {
+    return [...this.state.generations].reverse().find((g) => g.id !== this.state.current && g.status === 'good');
+  }
+
+  async markBad(component: string, version: string): Promise<void> {
+    const list = (this.state.bad[component] ??= []);
+    if (!list.includes(version)) list.push(version);
+    await this.save();
+  }
+
+  isBad(component: string, version: string): boolean {
+    return this.state.bad[component]?.includes(version) ?? false;
+  }
+
+  /**
+   * Keeps the current generation, the newest good one before it, and the
+   * newest others up to `keep` in all; removes the rest and every store
+   * entry no kept generation uses (except `protect`, wanted by a plan).
+   */
+  async gc(keep: number, protect: StoreEntry[] = []): Promise<{ generations: number[]; entries: string[] }> {
+    const byNewest = [...this.state.generations].sort((a, b) => b.id - a.id);
+    const kept = new Set<number>();
+    if (this.state.current !== null) kept.add(this.state.current);
+    const prev = this.previousGood();
+    if (prev) kept.add(prev.id);
+    for (const g of byNewest) if (kept.size < keep) kept.add(g.id);
+    const dropGens = this.state.generations.filter((g) => !kept.has(g.id));
+    this.state.generations = this.state.generations.filter((g) => kept.has(g.id));
+    const used = new Set([...this.state.generations.flatMap((g) => Object.values(g.components).map((c) => c.entry)), ...protect.map((e) => e.dir)]);
+    const dropEntries = this.state.entries.filter((e) => !used.has(e.dir));
+    this.state.entries = this.state.entries.filter((e) => used.has(e.dir));
+    // Record first: a crash mid-delete leaves unreferenced folders, never references to deleted ones.
+    await this.save();
+    for (const g of dropGens) await rm(this.abs(g.dir), { recursive: true, force: true });
+    for (const e of dropEntries) {
+      await rm(this.abs(e.dir), { recursive: true, force: true });
+      await rm(`${this.abs(e.dir)}.files.json`, { force: true });
+    }
+    if (dropGens.length || dropEntries.length) {
+      this.log.info({ event: 'store.gc', generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir) }, 'removed old generations and entries');
+    }
+    return { generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir) };
+  }
+}
