@@ -1,8 +1,30 @@
 /**
- * Pure retry schedule: exponential backoff with full jitter (AWS
- * architecture blog's "full jitter": a uniform pick in [0, cap]), honouring a
- * server's Retry-After.
+ * The one backoff schedule (pure) and the one abortable sleep. Downloads and
+ * manifest polls use exponential backoff with full jitter (AWS architecture
+ * blog's "full jitter": a uniform pick in [0, cap]), honouring a server's
+ * Retry-After; server restarts use the same exponential curve without jitter.
  */
+import { AbortError, LanderError } from './errors.ts';
+
+export interface ExponentialOptions {
+  /** 0 for the first delay. */
+  n: number;
+  initialMs: number;
+  /** Growth per step (>= 1). @default 2 */
+  factor?: number;
+  maxMs: number;
+}
+
+/**
+ * `initialMs * factor^n`, capped at `maxMs`.
+ *
+ * @example exponentialDelay({ n: 3, initialMs: 1000, factor: 2, maxMs: 5000 }) // 5000 (8000 capped)
+ */
+export function exponentialDelay(o: ExponentialOptions): number {
+  // The power overflows to Infinity for huge n; the cap still holds.
+  const raw = o.initialMs * Math.pow(Math.max(1, o.factor ?? 2), Math.max(0, Math.floor(o.n)));
+  return Math.min(o.maxMs, Number.isFinite(raw) ? raw : o.maxMs);
+}
 
 export interface BackoffOptions {
   /** 1 for the first retry. */
@@ -44,19 +66,24 @@ export function backoffDelay(opts: BackoffOptions): number {
   const max = opts.maxMs ?? 30_000;
   const random = opts.random ?? Math.random;
   const attempt = Math.max(1, Math.floor(opts.attempt));
-  // 2 ** attempt overflows to Infinity for large attempts; Math.min keeps it at the cap.
-  const cap = Math.min(max, initial * 2 ** (attempt - 1));
+  const cap = exponentialDelay({ n: attempt - 1, initialMs: initial, maxMs: max });
   const jittered = Math.floor(random() * cap);
   const after = parseRetryAfter(opts.retryAfter, opts.now ?? Date.now());
   if (after === undefined) return jittered;
   return Math.max(jittered, Math.min(after, opts.maxRetryAfterMs ?? 300_000));
 }
 
-/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+/** The error an aborted wait rejects with: the signal's reason when it is lander's own, else an AbortError caused by it. */
+function abortReason(signal: AbortSignal): Error {
+  const r = signal.reason as unknown;
+  return r instanceof LanderError ? r : new AbortError('Aborted', { cause: r });
+}
+
+/** Waits `ms`, or rejects (AbortError, or the signal's own LanderError reason) when the signal aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => { clearTimeout(t); reject(signal!.reason); };
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = () => { clearTimeout(t); reject(abortReason(signal!)); };
     const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });

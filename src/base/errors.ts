@@ -4,13 +4,16 @@
  * `cause` kept intact. Messages read "Cannot <do>: <why>".
  */
 
+import type { ErrorCode, SystemErrorCode } from './error-codes.ts';
+
+export type { ErrorCode } from './error-codes.ts';
 export type ErrorData = Record<string, unknown>;
 
 export class LanderError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly data: ErrorData;
 
-  constructor(code: string, message: string, options: { cause?: unknown; data?: ErrorData } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; data?: ErrorData } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -58,6 +61,9 @@ export class StoreError extends LanderError {}
 /** The GPU server could not be started, became unhealthy, or could not be stopped. */
 export class ServerError extends LanderError {}
 
+/** `lander pack` cannot split or write a release (bad rules, an empty component, a link lander would refuse); `data` names the path or component. */
+export class PackError extends LanderError {}
+
 /** The operation was aborted on request (shutdown, superseded version). */
 export class AbortError extends LanderError {
   constructor(message = 'Aborted', options: { cause?: unknown; data?: ErrorData } = {}) {
@@ -87,11 +93,12 @@ export function serializeError(err: unknown, depth = 0): SerializedError {
   return { name: 'NonError', message: String(err) };
 }
 
-const classes: Record<string, new (code: string, message: string, options: { cause?: unknown; data?: ErrorData }) => LanderError> = {
+const classes: Record<string, new (code: ErrorCode, message: string, options: { cause?: unknown; data?: ErrorData }) => LanderError> = {
   ArchiveError,
   DownloadError,
   StoreError,
   ServerError,
+  PackError,
   LanderError,
 };
 
@@ -108,7 +115,7 @@ export function deserializeError(s: SerializedError): Error {
     case 'ERR_ABORTED': err = new AbortError(s.message, opts); break;
     default: {
       const Cls = classes[s.name];
-      if (Cls && s.code) err = new Cls(s.code, s.message, opts);
+      if (Cls && s.code) err = new Cls(s.code as ErrorCode, s.message, opts);
       else {
         err = new Error(s.message, cause === undefined ? undefined : { cause });
         err.name = s.name;
@@ -121,7 +128,7 @@ export function deserializeError(s: SerializedError): Error {
 }
 
 /** True when `err` (or anything in its cause chain) has the given code. */
-export function hasCode(err: unknown, code: string): boolean {
+export function hasCode(err: unknown, code: ErrorCode | SystemErrorCode): boolean {
   for (let e: unknown = err, i = 0; e && i < 10; e = (e as { cause?: unknown }).cause, i++) {
     if ((e as { code?: unknown }).code === code) return true;
   }
@@ -142,5 +149,3 @@ export class SignatureError extends LanderError {
   }
 }
 
-/** `lander pack` cannot split or write a release (bad rules, an empty component, a link lander would refuse); `data` names the path or component. */
-export class PackError extends LanderError {}

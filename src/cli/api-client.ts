@@ -12,6 +12,7 @@ import http, { type IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { DaemonEvent } from '../report/daemon-model.ts';
+import { asErrorCode } from '../base/error-codes.ts';
 import { LanderError } from '../base/errors.ts';
 
 export interface ApiClientOptions {
@@ -115,7 +116,7 @@ export class ApiClient {
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return body as T;
     const e = (body as { error?: { code?: unknown; message?: unknown } }).error;
-    const code = typeof e?.code === 'string' ? e.code : 'ERR_API';
+    const code = asErrorCode(e?.code, 'ERR_API');
     const message = typeof e?.message === 'string' ? e.message : `status ${status}`;
     throw new LanderError(code, message, { data: { status, path: urlPath } });
   }

@@ -3,6 +3,7 @@
  * staging folder. Every entry is checked before anything is written for it
  * (HOSTILE-INPUT.md); limits are enforced while streaming.
  */
+import type { ErrorCode } from '../base/error-codes.ts';
 import { createHash } from 'node:crypto';
 import { constants as fsc, createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, symlink } from 'node:fs/promises';
@@ -144,7 +145,7 @@ class TreeWriter {
     this.tarx.destroy(err);
   }
 
-  private error(code: string, rawEntry: string, what: string, data: Record<string, unknown> = {}, cause?: unknown): ArchiveError {
+  private error(code: ErrorCode, rawEntry: string, what: string, data: Record<string, unknown> = {}, cause?: unknown): ArchiveError {
     const entry = displayEntryName(rawEntry);
     return new ArchiveError(code, `Cannot extract ${this.o.component}: entry ${JSON.stringify(entry)} ${what}`, {
       cause,

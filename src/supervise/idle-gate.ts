@@ -6,6 +6,7 @@
  */
 import type { ServerConfig } from '../config/schema.ts';
 import { AbortError } from '../base/errors.ts';
+import { sleep } from '../base/backoff.ts';
 import { httpProbe, type ProbeResult } from './probe.ts';
 
 /** The `restart.idle` settings; durations in ms. */
@@ -62,22 +63,6 @@ export async function waitForIdle(cfg: IdleGateConfig, opts: WaitForIdleOptions 
     if (last.ok) return { idle: true, waitedMs: elapsed(), probes, last };
     const remaining = cfg.maxDeferral - elapsed();
     if (remaining <= 0) return { idle: false, waitedMs: elapsed(), probes, last };
-    await delay(Math.min(cfg.interval, remaining), opts.signal);
+    await sleep(Math.min(cfg.interval, remaining), opts.signal);
   }
-}
-
-/** setTimeout as a promise that an AbortSignal cuts short (rejecting with AbortError). */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError('Aborted', { cause: signal.reason }));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new AbortError('Aborted', { cause: signal?.reason }));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

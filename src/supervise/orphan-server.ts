@@ -10,6 +10,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../base/atomic-file.ts';
 import type { Logger } from '../report/log.ts';
 import { groupAlive, signalGroup } from './process-group.ts';
+import { sleep } from '../base/backoff.ts';
 
 export interface ServerRecord {
   pid: number;
@@ -68,7 +69,7 @@ async function unrecordedServers(root: string): Promise<number[]> {
 async function stopGroup(pid: number, log: Logger, stopTimeoutMs: number): Promise<void> {
   signalGroup(pid, 'SIGTERM', log);
   const deadline = Date.now() + stopTimeoutMs;
-  while (Date.now() < deadline && (await groupAlive(pid))) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && (await groupAlive(pid))) await sleep(50);
   if (await groupAlive(pid)) signalGroup(pid, 'SIGKILL', log);
 }
 

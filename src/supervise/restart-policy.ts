@@ -4,6 +4,7 @@
  * and crash-loop detection (too many exits within a sliding window).
  * No timers and no clock here: the caller passes the time of each exit.
  */
+import { exponentialDelay } from '../base/backoff.ts';
 
 /** The knobs, shaped like `ServerConfig['restart']` so it can be passed straight in. */
 export interface RestartPolicy {
@@ -47,12 +48,10 @@ export const emptyHistory: RestartHistory = Object.freeze({ consecutive: 0, exit
  * Delay before restart number `n` (0-based) of a run of consecutive crashes:
  * `initialDelay * factor^n`, capped at `maxDelay`.
  *
- * @example backoffDelay({ initialDelay: 1000, factor: 2, maxDelay: 5000 }, 3) // 5000 (8000 capped)
+ * @example restartDelay({ initialDelay: 1000, factor: 2, maxDelay: 5000 }, 3) // 5000 (8000 capped)
  */
-export function backoffDelay(p: Pick<RestartPolicy, 'initialDelay' | 'factor' | 'maxDelay'>, n: number): number {
-  // Math.pow overflows to Infinity for huge n; min() still yields maxDelay.
-  const raw = p.initialDelay * Math.pow(Math.max(1, p.factor), Math.max(0, n));
-  return Math.min(p.maxDelay, Number.isFinite(raw) ? raw : p.maxDelay);
+export function restartDelay(p: Pick<RestartPolicy, 'initialDelay' | 'factor' | 'maxDelay'>, n: number): number {
+  return exponentialDelay({ n, initialMs: p.initialDelay, factor: p.factor, maxMs: p.maxDelay });
 }
 
 /**
@@ -70,7 +69,7 @@ export function decideRestart(p: RestartPolicy, history: RestartHistory, exit: E
   }
   return {
     action: 'restart',
-    delayMs: backoffDelay(p, consecutive),
+    delayMs: restartDelay(p, consecutive),
     attempt: consecutive + 1,
     history: { consecutive: consecutive + 1, exits },
   };

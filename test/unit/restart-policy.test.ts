@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, decideRestart, emptyHistory, type RestartHistory, type RestartPolicy } from '../../src/supervise/restart-policy.ts';
+import { restartDelay, decideRestart, emptyHistory, type RestartHistory, type RestartPolicy } from '../../src/supervise/restart-policy.ts';
 
 const policy: RestartPolicy = { initialDelay: 100, factor: 2, maxDelay: 1000, resetAfter: 5000, crashLoopExits: 4, window: 10_000 };
 
@@ -13,15 +13,15 @@ function run(p: RestartPolicy, exits: Array<[number, number]>) {
   });
 }
 
-describe('backoffDelay', () => {
+describe('restartDelay', () => {
   it('grows by the factor and stops at the cap', () => {
-    expect([0, 1, 2, 3, 4, 5].map((n) => backoffDelay(policy, n))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([0, 1, 2, 3, 4, 5].map((n) => restartDelay(policy, n))).toEqual([100, 200, 400, 800, 1000, 1000]);
   });
   it('never overflows for absurd attempt numbers', () => {
-    expect(backoffDelay(policy, 10_000)).toBe(1000);
+    expect(restartDelay(policy, 10_000)).toBe(1000);
   });
   it('is constant with factor 1', () => {
-    expect(backoffDelay({ ...policy, factor: 1 }, 7)).toBe(100);
+    expect(restartDelay({ ...policy, factor: 1 }, 7)).toBe(100);
   });
 });
 
