@@ -6,6 +6,11 @@
  * or `error`.
  */
 import type { SerializedError } from '../src/base/errors.ts';
+import type { ExpectedFile, VerifyReport } from '../src/store/verify-report.ts';
+
+export type { EntryType, FileRecord } from '../src/store/file-record.ts';
+export type { Difference, DifferenceKind, ExpectedFile, VerifyReport } from '../src/store/verify-report.ts';
+import type { FileRecord } from '../src/store/file-record.ts';
 
 export interface DownloadSettings {
   connectTimeoutMs: number;
@@ -47,23 +52,6 @@ export interface InstallRequest {
   disk?: { expansionEstimate: number; marginBytes: number };
   /** Minimum time between progress events. @default 100 */
   progressIntervalMs?: number;
-}
-
-export type EntryType = 'file' | 'directory' | 'symlink' | 'link';
-
-/** One entry of an extracted tree, as recorded in the store. */
-export interface FileRecord {
-  /** POSIX path relative to the component's root, no leading `./`. */
-  path: string;
-  type: EntryType;
-  /** Bytes, for files. */
-  size: number;
-  /** Permission bits after clamping (e.g. 0o755). */
-  mode: number;
-  /** Target, for symlinks and hard links. */
-  linkname?: string;
-  /** SHA-256 of the content (lowercase hex), for files and hard links; hashed while extracting. Absent in indexes written before lander recorded it. */
-  sha256?: string;
 }
 
 export interface AbortMessage {
@@ -120,11 +108,6 @@ export interface ErrorEvent {
 
 export type WorkerEvent = ProgressEvent | LogEvent | DoneEvent | ErrorEvent;
 
-/** One file the verify worker expects in a tree: a store index record and the component it came from. */
-export interface ExpectedFile extends FileRecord {
-  component: string;
-}
-
 /** Re-hash a tree (a generation) against the per-file records of its store entries. Posted as `workerData`. */
 export interface VerifyRequest {
   type: 'verify';
@@ -133,28 +116,6 @@ export interface VerifyRequest {
   expected: ExpectedFile[];
   /** Files hashed at once. @default 4 */
   concurrency?: number;
-}
-
-export type DifferenceKind = 'missing' | 'extra' | 'type' | 'size' | 'content' | 'mode' | 'link';
-
-export interface Difference {
-  path: string;
-  kind: DifferenceKind;
-  /** The component whose index lists the path (absent for `extra`). */
-  component?: string;
-  expected?: string | number;
-  actual?: string | number;
-}
-
-export interface VerifyReport {
-  dir: string;
-  /** Paths checked (expected ones plus extras found). */
-  checked: number;
-  /** Content bytes hashed. */
-  bytes: number;
-  /** Files whose index has no sha256 (written before lander hashed per file): size and mode checked only. */
-  unhashed: number;
-  differences: Difference[];
 }
 
 export interface VerifyDoneEvent {

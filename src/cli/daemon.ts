@@ -1,7 +1,7 @@
 /**
  * The long-running service: watches the config (and a release manifest),
- * reconciles on every change through the Lander, supervises the server, and
- * serves the status API. Implements DaemonControl for the API.
+ * reconciles on every change through the Reconciler, which supervises the
+ * server; serves the status API. Implements DaemonControl for the API.
  */
 import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -12,10 +12,10 @@ import { loadConfigFile } from '../config/load.ts';
 import { watchConfig } from '../config/watch.ts';
 import type { ComponentStatus, DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../report/daemon-model.ts';
 import { LanderError, type ConfigError } from '../base/errors.ts';
-import { Lander } from '../plan/reconciler.ts';
+import { Reconciler } from '../plan/reconciler.ts';
 import type { Logger } from '../report/log.ts';
-import { desiredSpecs, type ParsedManifest } from '../config/manifest.ts';
-import { ManifestPoller } from '../config/manifest-poller.ts';
+import type { ManifestPoller } from '../config/manifest-poller.ts';
+import { manifestPoller } from '../plan/manifest-source.ts';
 import { LanderMetrics } from '../report/metrics.ts';
 import { eventLoopDelayIncludesInterval, runtimeName } from '../base/runtime.ts';
 import { Store } from '../store/store.ts';
@@ -43,10 +43,9 @@ export class Daemon implements DaemonControl {
   readonly #startedAt = new Date().toISOString();
   config!: Config;
   store!: Store;
-  lander!: Lander;
+  lander!: Reconciler;
   #configLoadedAt = '';
   #lastInvalid: DaemonStatus['config']['lastInvalid'];
-  #manifest: ParsedManifest | undefined;
   #poller: ManifestPoller | undefined;
   #watcher: { reload(): Promise<void>; close(): Promise<void> } | undefined;
   #api: { close(): Promise<void>; socketPath: string; tcpPort?: number } | undefined;
@@ -76,8 +75,7 @@ export class Daemon implements DaemonControl {
     d.#configLoadedAt = new Date().toISOString();
     d.store = await Store.open(d.config.root, d.log);
     try {
-      d.lander = new Lander({ config: d.config, store: d.store, log: d.log });
-      d.lander.specs = () => d.#specs();
+      d.lander = new Reconciler({ config: d.config, store: d.store, log: d.log });
       d.#wire();
       d.#api = await startApi({
         control: d,
@@ -107,7 +105,7 @@ export class Daemon implements DaemonControl {
 
   async #kickoff(): Promise<void> {
     await this.lander.startServer();
-    if (this.#manifest === undefined && this.#poller) await this.#poller.pollNow();
+    if (this.lander.waitingForManifest && this.#poller) await this.#poller.pollNow();
     this.#reconcile();
     if (this.#stopped) return;
     void this.#notify.ready(this.#statusLine());
@@ -126,11 +124,17 @@ export class Daemon implements DaemonControl {
 
   #wire(): void {
     const l = this.lander;
-    l.on('progress', (component, e) => {
+    l.on('phase', (component, version, phase) => {
+      const job = this.#jobs.get(component);
+      // A new version's job starts afresh; the same version moves on to its next phase.
+      const same = job?.version === version;
+      this.#jobs.set(component, { version, phase, bytes: same ? job.bytes : 0, ...(same && job.total !== undefined ? { total: job.total } : {}), rate: same ? job.rate : 0, startedAt: same ? job.startedAt : new Date().toISOString() });
+    });
+    l.on('progress', (component, version, e) => {
       const job = this.#jobs.get(component);
       this.#jobTouched.set(component, Date.now());
-      const version = job?.version ?? this.#specs().find((s) => s.name === component)?.version ?? '?';
-      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, startedAt: job?.startedAt ?? new Date().toISOString() });
+      const startedAt = job?.version === version ? job.startedAt : new Date().toISOString();
+      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, startedAt });
       const prev = this.#downloaded.get(component) ?? 0;
       if (e.downloadedBytes > prev) this.metrics.bytesDownloaded(component, e.downloadedBytes - prev);
       this.#downloaded.set(component, e.downloadedBytes);
@@ -169,12 +173,6 @@ export class Daemon implements DaemonControl {
     }
   }
 
-  #specs() {
-    const { specs, problems } = desiredSpecs(this.config, this.#manifest);
-    for (const p of problems) this.log.debug({ event: 'desired.problem', ...p }, p.message);
-    return specs;
-  }
-
   #emit(e: DaemonEvent): void {
     this.#events.emit('event', e);
   }
@@ -182,13 +180,8 @@ export class Daemon implements DaemonControl {
   /** Starts a reconcile now. A newer one aborts the jobs of versions it no longer wants and lands instead. */
   #reconcile(): void {
     if (this.#stopped) return;
-    // Without the manifest in force, the desired set lacks what it lists, and landing it would drop
-    // those components; a refused or unreachable manifest must leave the current generation as it is.
-    if (this.config.manifest && !this.#manifest) {
-      this.log.info({ event: 'reconcile.waiting', url: this.config.manifest.url }, 'no valid manifest yet; keeping the current generation');
-      return;
-    }
-    this.#lastCheckAt = new Date().toISOString();
+    // Waiting for a manifest, the reconciler keeps the current generation and says so.
+    if (!this.lander.waitingForManifest) this.#lastCheckAt = new Date().toISOString();
     const run = this.lander.reconcile().then(
       (r) => {
         if (r.errors.length > 0) this.log.warn({ event: 'reconcile.incomplete', errors: r.errors.map((e) => (e as LanderError).code ?? e.message) }, 'some components could not be installed; the server keeps running on the current generation');
@@ -205,13 +198,13 @@ export class Daemon implements DaemonControl {
     }
     const manifestChanged = JSON.stringify(c.manifest) !== JSON.stringify(this.config.manifest);
     this.config = c;
-    this.lander.config = c;
+    this.lander.setConfig(c);
     this.#configLoadedAt = new Date().toISOString();
     this.#lastInvalid = undefined;
     this.#emit({ type: 'config', status: 'loaded' });
     if (manifestChanged) {
       this.#poller?.stop();
-      this.#manifest = undefined;
+      this.lander.setManifest(undefined);
       const poller = this.#startPoller();
       // The new manifest decides what to reconcile to; without one, the config alone does.
       if (poller) void poller.pollNow().then(() => this.#reconcile());
@@ -228,29 +221,17 @@ export class Daemon implements DaemonControl {
   }
 
   #startPoller(): ManifestPoller | undefined {
-    this.#poller = undefined;
-    const m = this.config.manifest;
-    if (!m) return undefined;
-    const poller = new ManifestPoller({
-      config: m,
+    this.#poller = manifestPoller({
+      config: this.config,
+      store: this.store,
       log: this.log,
-      download: this.config.download,
-      // A signed manifest older than one accepted before (by any lander on this root) is a replay.
-      ...(m.publicKey !== undefined && this.store.state.signedManifests[m.url] ? { acceptedSequence: this.store.state.signedManifests[m.url]!.sequence } : {}),
-      onManifest: (parsed, info) => {
-        if (info.signature && parsed.sequence !== undefined) {
-          this.store.state.signedManifests[m.url] = { sequence: parsed.sequence, keyId: info.signature.keyId, acceptedAt: new Date().toISOString() };
-          this.store.save().catch((err) => this.log.error({ event: 'manifest.persist-failed', url: m.url, err }, 'cannot record the accepted manifest sequence in state.json'));
-        }
-        // The new manifest replaces the old one whole: components are never taken from two manifests.
-        this.#manifest = parsed;
+      onManifest: (parsed) => {
+        this.lander.setManifest(parsed);
         this.#reconcile();
       },
-      onError: (err) => this.log.warn({ event: 'manifest.error', url: m.url, code: err.code, err }, 'manifest check failed; keeping the last good manifest'),
     });
-    this.#poller = poller;
-    poller.start();
-    return poller;
+    this.#poller?.start();
+    return this.#poller;
   }
 
   // ---- DaemonControl ----
@@ -258,7 +239,7 @@ export class Daemon implements DaemonControl {
   status(): DaemonStatus {
     const cur = this.store.current();
     const components: Record<string, ComponentStatus> = {};
-    const desired = this.#specs();
+    const desired = this.lander.desired.specs;
     const names = new Set([...desired.map((s) => s.name), ...Object.keys(cur?.components ?? {})]);
     for (const name of names) {
       const d = desired.find((s) => s.name === name);

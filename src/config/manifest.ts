@@ -1,11 +1,11 @@
 /**
  * Release manifests (pure): lander's own JSON format and voicebox's
- * `cuda-libs.json`, parsed and validated into one shape, and the rule that
+ * `cuda-libs.json`, parsed and validated into one shape. No I/O:
+ * manifest-poller.ts fetches, this file judges, and src/plan/desired.ts
  * combines a manifest with the config into the specs the installer works from.
- * No I/O; src/manifest-poller.ts fetches, this file judges.
  */
 import { z } from 'zod';
-import { COMPONENT_NAME, VERSION_PATTERN, expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from './schema.ts';
+import { COMPONENT_NAME, VERSION_PATTERN } from './schema.ts';
 import { ManifestError } from '../base/errors.ts';
 
 /** One component as a manifest states it: concrete URLs (already absolute) and a digest. */
@@ -164,74 +164,4 @@ function parseCudaLibs(value: unknown, opts: ParseManifestOptions): ParsedManife
   if (issues.length > 0) fail(opts.url, issues);
   const name = opts.component ?? 'cuda-libs';
   return { format: 'cuda-libs', url: opts.url, components: { [name]: { version: r.data.version, urls: [archive!], sha256: r.data.sha256 } } };
-}
-
-export interface DesiredSpecs {
-  /** Complete components, ready for the planner, config components first in config order. */
-  specs: ComponentSpec[];
-  /** Components that cannot be installed as things stand; each is left out of `specs`. */
-  problems: { component: string; message: string }[];
-}
-
-/**
- * The desired components: the config combined with a manifest.
- *
- * The rule, field by field (`version`, `url`, digest, `size`, `restart`):
- * - A field set in the config wins: it is a pin.
- * - The manifest supplies what the config leaves out.
- * - Components the manifest lists and the config does not are installed too.
- * - A component still missing its version, URL or digest is reported as a
- *   problem and not installed; the others go ahead.
- * - The manifest's URL, digest, size and restart belong to the manifest's
- *   version. When the config pins a different version, they are not used:
- *   the config must then give its own `url` (a `{version}` template) and its
- *   own digest source (`sha256` or `sha256Url`), or the component is a problem.
- *   A pinned digest (`sha256`) is taken as is, even when the version comes
- *   from the manifest: pin the version with it.
- *
- * `{version}` and `{url}` in the config's templates expand with the version
- * chosen here, whichever side supplied it.
- *
- * @example desiredSpecs(config, manifest).specs // → planComponents({ components: specs, ... })
- */
-export function desiredSpecs(config: Config, manifest?: ParsedManifest): DesiredSpecs {
-  const names = [...Object.keys(config.components)];
-  for (const n of Object.keys(manifest?.components ?? {})) if (!names.includes(n)) names.push(n);
-  const specs: ComponentSpec[] = [];
-  const problems: DesiredSpecs['problems'] = [];
-  for (const name of names) {
-    const r = combine(name, config.components[name] ?? {}, manifest?.components[name], manifest !== undefined);
-    if (typeof r === 'string') problems.push({ component: name, message: r });
-    else specs.push(r);
-  }
-  return { specs, problems };
-}
-
-/** One component's spec, or why it cannot have one. */
-function combine(name: string, c: ComponentConfig, m: ManifestComponent | undefined, haveManifest: boolean): ComponentSpec | string {
-  const version = c.version ?? m?.version;
-  if (version === undefined) {
-    return haveManifest
-      ? `Cannot install ${name}: the config sets no version and the manifest does not list it`
-      : `Cannot install ${name}: the config sets no version and no manifest has been read yet`;
-  }
-  // The manifest's other fields describe its own version's archive only.
-  const same = m !== undefined && m.version === version;
-  const otherVersion = m !== undefined && !same ? ` (the manifest lists ${m.version}, whose URL and digest do not apply to ${version})` : '';
-  const missing = !haveManifest ? ' (no manifest has been read yet)' : m === undefined ? ' (the manifest does not list it)' : otherVersion;
-
-  let urls: string[];
-  if (c.url !== undefined) urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version }));
-  else if (same) urls = [...m.urls];
-  else return `Cannot install ${name} ${version}: no URL; set "url" in the config${missing}`;
-
-  const spec: ComponentSpec = { name, version, urls, restart: c.restart ?? (same ? m.restart : undefined) ?? true };
-  if (c.sha256 !== undefined) spec.sha256 = c.sha256;
-  else if (c.sha256Url !== undefined) spec.sha256Url = expandTemplate(c.sha256Url, { version, url: urls[0] });
-  else if (same) spec.sha256 = m.sha256;
-  else return `Cannot install ${name} ${version}: no digest; set "sha256" or "sha256Url" in the config${missing}`;
-
-  const size = c.size ?? (same ? m.size : undefined);
-  if (size !== undefined) spec.size = size;
-  return spec;
 }

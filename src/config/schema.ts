@@ -247,9 +247,10 @@ export const configSchema = z
     /** Absolute folder that holds the store, generations and `current`. */
     root: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' })
       .refine((p) => path.resolve(p) !== '/', { message: 'Expected a folder for lander, not "/" itself' }),
+    /** Every component, or those the manifest does not fully describe; may be empty or absent with a manifest. */
     components: z
       .record(z.string().regex(componentName, 'Expected a component name of letters, digits and . _ -'), componentSchema)
-      .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
+      .default({}),
     server: serverSchema.optional(),
     manifest: manifestSchema.optional(),
     api: apiSchema.default({}),
@@ -282,6 +283,9 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     // Without a manifest the config alone must say everything about each component.
     if (c.manifest) return;
+    if (Object.keys(c.components).length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'Expected at least one component (or a "manifest" that lists them)', path: ['components'] });
+    }
     for (const [name, comp] of Object.entries(c.components)) {
       for (const key of ['version', 'url'] as const) {
         if (comp[key] === undefined) ctx.addIssue({ code: 'custom', message: `Expected "${key}" (no manifest is configured to supply it)`, path: ['components', name, key] });
@@ -323,29 +327,6 @@ export interface ConfigIssue {
 /** `{version}` and `{url}` in a template, replaced. */
 export function expandTemplate(t: string, vars: { version: string; url?: string }): string {
   return t.replaceAll('{version}', vars.version).replaceAll('{url}', vars.url ?? '{url}');
-}
-
-/**
- * A complete spec from a component's fields, or undefined when a field is
- * missing (a manifest should have supplied it).
- */
-export function toSpec(name: string, c: ComponentConfig): ComponentSpec | undefined {
-  if (c.version === undefined || c.url === undefined || (c.sha256 === undefined && c.sha256Url === undefined)) return undefined;
-  const version = c.version;
-  const urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version }));
-  const spec: ComponentSpec = { name, version, urls, restart: c.restart ?? true };
-  if (c.sha256) spec.sha256 = c.sha256;
-  else spec.sha256Url = expandTemplate(c.sha256Url!, { version, url: urls[0] });
-  if (c.size !== undefined) spec.size = c.size;
-  return spec;
-}
-
-/** The specs of a config that needs no manifest (every component complete). */
-export function configSpecs(config: Config): ComponentSpec[] {
-  return Object.entries(config.components).flatMap(([n, c]) => {
-    const s = toSpec(n, c);
-    return s ? [s] : [];
-  });
 }
 
 function formatPath(p: readonly PropertyKey[]): string {

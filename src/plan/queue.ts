@@ -59,11 +59,6 @@ export class JobQueue {
     return promise;
   }
 
-  /** The key of the job now queued or running for `component`. */
-  inFlight(component: string): string | undefined {
-    return this.#jobs.get(component)?.key;
-  }
-
   abort(component: string, reason = 'aborted'): void {
     this.#jobs.get(component)?.controller.abort(new AbortError(`Cannot finish ${component}: ${reason}`, { data: { component } }));
   }

@@ -1,38 +1,66 @@
 /**
- * The landing logic: installs what the config asks for, swaps the new
- * generation in, restarts the server on it, and rolls back when the new
- * server fails its health check or crash-loops. Landings are serialized.
- * The daemon (watching, API) drives this; `lander run` without a watcher
- * calls `reconcile()` once.
+ * The one reconcile path, for `lander install` and `lander run` alike:
+ * (config, the last good manifest, installed state) become the desired specs
+ * once per reconcile; those specs, with their versions, go through the
+ * planner and the queue into the store; the resulting generation is landed
+ * (swap, and with a supervisor a restart on it, rolled back when the new
+ * server fails its health check or crash-loops). Landings are serialized.
  */
 import { EventEmitter } from 'node:events';
-import { configSpecs, type ComponentSpec, type Config } from '../config/schema.ts';
+import type { ComponentSpec, Config } from '../config/schema.ts';
+import type { ParsedManifest } from '../config/manifest.ts';
 import { hasCode, LanderError, serializeError } from '../base/errors.ts';
-import { ensureGeneration, installAll, type ComponentOutcome, type InstallResult } from './install-all.ts';
-import { entrySatisfies, planLanding } from './planner.ts';
+import type { JobPhase } from '../install/install-component.ts';
 import type { Logger } from '../report/log.ts';
-import { JobQueue } from './queue.ts';
 import type { Generation } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { Supervisor } from '../supervise/supervisor.ts';
 import { waitForIdle } from '../supervise/idle-gate.ts';
 import { clearServerRecord, reapOrphanServer, recordServer } from '../supervise/orphan-server.ts';
+import { desiredSpecs, type DesiredSpecs } from './desired.ts';
+import { installComponents, type ComponentOutcome, type InstallResult } from './install-components.ts';
+import { entrySatisfies, planLanding } from './planner.ts';
+import { JobQueue } from './queue.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
 
-export interface LanderEvents {
-  progress: [component: string, e: ProgressEvent];
+export interface ReconcilerEvents {
+  progress: [component: string, version: string, e: ProgressEvent];
+  phase: [component: string, version: string, phase: JobPhase];
   outcome: [o: ComponentOutcome];
   landed: [info: { generation: number; from: number | null; restarted: boolean; durationMs: number }];
   rollback: [info: { from: number; to: number | null; reason: string; bad: Record<string, string> }];
-  'reconcile-error': [err: Error];
 }
 
-export class Lander extends EventEmitter<LanderEvents> {
+export interface ReconcileResult extends InstallResult {
+  /** A manifest is configured but none has been read yet: nothing was planned and `current` is untouched. */
+  waiting?: boolean;
+  /** The generation this reconcile made (or found) current. */
+  generation?: Generation;
+  /** `current` moved to `generation` in this reconcile. */
+  switched?: boolean;
+}
+
+export interface ReconcilerOptions {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /**
+   * Start, restart and health-check the configured server (`lander run`).
+   * Without it (`lander install`) a landing only swaps `current`, and a
+   * generation with a server configured stays "new" until a supervisor sees it healthy.
+   * @default true
+   */
+  supervise?: boolean;
+}
+
+export class Reconciler extends EventEmitter<ReconcilerEvents> {
   readonly store: Store;
   readonly log: Logger;
-  config: Config;
   readonly queue: JobQueue;
-  supervisor: Supervisor | undefined;
+  readonly supervisor: Supervisor | undefined;
+  #config: Config;
+  #manifest: ParsedManifest | undefined;
+  #desired: DesiredSpecs;
   #landing: Promise<unknown> = Promise.resolve();
   #stopping = false;
   #recording: Promise<unknown> = Promise.resolve();
@@ -40,21 +68,47 @@ export class Lander extends EventEmitter<LanderEvents> {
   /** Counts reconciles; only the newest may land. */
   #epoch = 0;
   readonly #abort = new AbortController();
-  lastErrors: { at: string; error: ReturnType<typeof serializeError> }[] = [];
+  /** Failures of the latest reconciles, newest last (for /status). */
+  readonly lastErrors: { at: string; error: ReturnType<typeof serializeError> }[] = [];
 
-  constructor(opts: { config: Config; store: Store; log: Logger }) {
+  constructor(opts: ReconcilerOptions) {
     super();
-    this.config = opts.config;
+    this.#config = opts.config;
     this.store = opts.store;
     this.log = opts.log;
     this.queue = new JobQueue({ concurrency: opts.config.download.concurrency });
-    if (opts.config.server) this.#makeSupervisor(opts.config);
+    this.#desired = desiredSpecs(opts.config);
+    if (opts.config.server && opts.supervise !== false) this.supervisor = this.#makeSupervisor(opts.config);
   }
 
-  #makeSupervisor(config: Config): void {
-    this.supervisor = new Supervisor({ server: config.server!, log: this.log });
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** A new config is in force; the next reconcile works from it. */
+  setConfig(config: Config): void {
+    this.#config = config;
+  }
+
+  /** The manifest in force (the last good one), or none; the next reconcile works from it. */
+  setManifest(manifest: ParsedManifest | undefined): void {
+    this.#manifest = manifest;
+  }
+
+  /** A manifest is configured and none has been read yet. */
+  get waitingForManifest(): boolean {
+    return this.#config.manifest !== undefined && this.#manifest === undefined;
+  }
+
+  /** The desired specs the latest reconcile worked from (before the first: the config's own). */
+  get desired(): DesiredSpecs {
+    return this.#desired;
+  }
+
+  #makeSupervisor(config: Config): Supervisor {
+    const sup = new Supervisor({ server: config.server!, log: this.log });
     // Remember the running group so a lander that dies without stopping it lets the next one clean up.
-    this.supervisor.on('state', (c) => {
+    sup.on('state', (c) => {
       const root = this.store.root;
       let write: (() => Promise<void>) | undefined;
       if (c.to === 'stopped' || c.to === 'failed') {
@@ -67,14 +121,15 @@ export class Lander extends EventEmitter<LanderEvents> {
       }
       if (write) this.#recording = this.#recording.then(write).catch((err) => this.log.warn({ event: 'server.record-failed', err }, 'cannot write server.json'));
     });
-    this.supervisor.on('crash-loop', () => {
+    sup.on('crash-loop', () => {
       void this.#serial(() => this.#onCrashLoop()).catch((err) => this.#recordError(err));
     });
+    return sup;
   }
 
-  /** Starts the server from `current`, if there is one and a server is configured. */
+/** Starts the server from `current`, if there is one and a server is configured. */
   async startServer(): Promise<void> {
-    if (this.supervisor) await reapOrphanServer(this.store.root, this.log, this.config.server!.stop.timeout);
+    if (this.supervisor) await reapOrphanServer(this.store.root, this.log, this.#config.server!.stop.timeout);
     const g = this.store.current();
     if (!this.supervisor || !g) return;
     await this.#serial(async () => {
@@ -93,44 +148,63 @@ export class Lander extends EventEmitter<LanderEvents> {
     });
   }
 
-  /** The desired components; the daemon replaces this to merge a manifest in. */
-  specs: () => ComponentSpec[] = () => configSpecs(this.config);
-
-  /** Installs what is missing and lands it. Resolves with the install result. */
-  async reconcile(): Promise<InstallResult> {
+  /**
+   * Computes the desired specs, installs what is missing and lands the
+   * result. With a manifest configured and none read yet it does nothing
+   * (landing without the manifest's components would drop them).
+   */
+  async reconcile(): Promise<ReconcileResult> {
     const epoch = ++this.#epoch;
-    const result = await installAll({
-      config: this.config,
-      specs: this.specs(),
+    if (this.waitingForManifest) {
+      this.log.info({ event: 'reconcile.waiting', url: this.#config.manifest!.url }, 'no valid manifest yet; keeping the current generation');
+      return { components: [], errors: [], waiting: true };
+    }
+    const config = this.#config;
+    const desired = desiredSpecs(config, this.#manifest);
+    this.#desired = desired;
+    const problems = desired.problems.map((p) => new LanderError('ERR_DESIRED', p.message, { data: { component: p.component } }));
+    for (const p of desired.problems) this.log.warn({ event: 'desired.problem', ...p }, p.message);
+    const result: ReconcileResult = await installComponents({
+      config,
+      specs: desired.specs,
       store: this.store,
       log: this.log,
       queue: this.queue,
       signal: this.#abort.signal,
-      onProgress: (c, e) => this.emit('progress', c, e),
+      onProgress: (spec, e) => this.emit('progress', spec.name, spec.version, e),
+      onPhase: (spec, phase) => this.emit('phase', spec.name, spec.version, phase),
       onOutcome: (o) => this.emit('outcome', o),
       // A signed manifest is the whole release: never patch a bad version of it with one kept from an earlier manifest.
-      noFallback: this.config.manifest?.publicKey !== undefined,
+      noFallback: config.manifest?.publicKey !== undefined,
     });
-    for (const err of result.errors) if (!hasCode(err, 'ERR_ABORTED')) this.#recordError(err);
-    if (result.selection && !this.#stopping) {
-      const selection = result.selection;
-      await this.#serial(async () => {
-        // Superseded while waiting for an earlier landing: a newer reconcile lands instead.
-        if (this.#stopping || this.#epoch !== epoch) return;
-        let g: Generation;
-        try {
-          g = await ensureGeneration(this.store, selection, this.log);
-        } catch (err) {
-          // The components are verified but cannot be combined (a conflict, or links that escape together):
-          // nothing lands, the server keeps running, and /status shows why.
-          this.log.error({ event: 'generation.failed', components: Object.fromEntries(selection.map((e) => [e.component, e.version])), err }, (err as Error).message);
-          this.#recordError(err);
-          return;
-        }
-        const restart = planLanding(selection, this.specs(), this.store.current()).restart || this.supervisor?.state === 'stopped';
-        await this.#land(g, restart);
-      });
+    // A component that cannot even be specified must not be dropped from the live tree by landing the rest.
+    if (problems.length > 0) {
+      result.errors.push(...problems);
+      delete result.selection;
     }
+    for (const err of result.errors) if (!hasCode(err, 'ERR_ABORTED')) this.#recordError(err);
+    const selection = result.selection;
+    if (!selection || this.#stopping) return result;
+    await this.#serial(async () => {
+      // Superseded while waiting for an earlier landing: a newer reconcile lands instead.
+      if (this.#stopping || this.#epoch !== epoch) return;
+      let g: Generation;
+      try {
+        g = await this.store.ensureGeneration(selection);
+      } catch (err) {
+        // The components are verified but cannot be combined (a conflict, or links that escape together):
+        // nothing lands, the server keeps running, and /status shows why.
+        this.log.error({ event: 'generation.failed', components: Object.fromEntries(selection.map((e) => [e.component, e.version])), err }, (err as Error).message);
+        this.#recordError(err);
+        result.errors.push(err as Error);
+        return;
+      }
+      const before = this.store.state.current;
+      const restart = planLanding(selection.map((s) => s.entry), desired.specs, this.store.current()).restart || this.supervisor?.state === 'stopped';
+      await this.#land(g, restart, desired.specs);
+      result.generation = g;
+      result.switched = before !== this.store.state.current && this.store.state.current === g.id;
+    });
     return result;
   }
 
@@ -141,22 +215,23 @@ export class Lander extends EventEmitter<LanderEvents> {
     return run;
   }
 
-  async #land(g: Generation, restart: boolean): Promise<void> {
+  async #land(g: Generation, restart: boolean, specs: ComponentSpec[]): Promise<void> {
     const from = this.store.state.current;
     if (from === g.id && (!restart || this.supervisor?.state === 'healthy')) return;
     const t0 = performance.now();
     const sup = this.supervisor;
     if (!sup || !restart) {
       if (from !== g.id) await this.store.swap(g.id);
-      if (!sup || sup.state === 'healthy') await this.store.setStatus(g.id, 'good');
-      await this.#gc();
+      // Without a supervisor nobody can vouch for a server: its generation stays "new" until `lander run` sees it healthy.
+      if (sup ? sup.state === 'healthy' : !this.#config.server) await this.store.setStatus(g.id, 'good');
+      await this.#gc(specs);
       const durationMs = performance.now() - t0;
       this.log.info({ event: 'generation.landed', generation: g.id, from, restarted: false, durationMs: Math.round(durationMs) }, 'new generation is current');
       this.emit('landed', { generation: g.id, from, restarted: false, durationMs });
       return;
     }
-    const idle = this.config.server?.restart.idle;
-    if (this.config.server?.restart.when === 'idle' && idle && sup.state === 'healthy') {
+    const idle = this.#config.server?.restart.idle;
+    if (this.#config.server?.restart.when === 'idle' && idle && sup.state === 'healthy') {
       const r = await waitForIdle(idle, { signal: this.#abort.signal });
       this.log.info({ event: 'restart.idle-wait', idle: r.idle, waitedMs: Math.round(r.waitedMs), generation: g.id }, r.idle ? 'server idle; restarting' : 'server still busy after the maximum deferral; restarting anyway');
     }
@@ -172,17 +247,16 @@ export class Lander extends EventEmitter<LanderEvents> {
       return;
     }
     await this.store.setStatus(g.id, 'good');
-    await this.#gc();
+    await this.#gc(specs);
     const durationMs = performance.now() - t0;
     this.log.info({ event: 'generation.landed', generation: g.id, from, restarted: true, durationMs: Math.round(durationMs) }, 'new generation is live and healthy');
     this.emit('landed', { generation: g.id, from, restarted: true, durationMs });
   }
 
   /** Old generations and entries go; entries that the desired specs still want stay (a reconcile may be about to use them). */
-  async #gc(): Promise<void> {
-    const specs = this.specs();
+  async #gc(specs: ComponentSpec[]): Promise<void> {
     const wanted = this.store.state.entries.filter((e) => specs.some((s) => entrySatisfies(e, s)));
-    await this.store.gc(this.config.keepGenerations, wanted);
+    await this.store.gc(this.#config.keepGenerations, wanted);
   }
 
   async #onCrashLoop(): Promise<void> {
@@ -257,7 +331,6 @@ export class Lander extends EventEmitter<LanderEvents> {
   #recordError(err: unknown): void {
     this.lastErrors.push({ at: new Date().toISOString(), error: serializeError(err) });
     if (this.lastErrors.length > 20) this.lastErrors.shift();
-    this.emit('reconcile-error', err as Error);
   }
 
   /** Aborts installs (keeping resumable downloads), stops the server gracefully. */

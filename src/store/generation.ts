@@ -9,7 +9,7 @@ import { StoreError } from '../base/errors.ts';
 import { fsyncDir } from '../base/atomic-file.ts';
 import { mapLimit } from '../base/map-limit.ts';
 import { checkMergedLinks } from '../install/link-table.ts';
-import type { FileRecord } from '../../workers/protocol.ts';
+import type { FileRecord } from './file-record.ts';
 
 export interface GenerationPart {
   component: string;

@@ -16,10 +16,24 @@ export interface StoreEntry {
   dir: string;
   /** First URL it was fetched from, to recognise the same release without refetching its sidecar. */
   source: string;
+  /**
+   * Other (version, URL) pairs whose digest turned out to be this entry's: an
+   * identical archive republished under a new version. The store knows an
+   * entry by (component, digest); these let the planner recognise the new
+   * version without fetching its sidecar again. Absent in older state files.
+   */
+  aliases?: { version: string; source: string }[];
   archiveBytes: number;
   extractedBytes: number;
   files: number;
   installedAt: string;
+}
+
+/** One component of a generation to land: a store entry and the version it is landed as (an entry may serve several versions). */
+export interface Selected {
+  component: string;
+  version: string;
+  entry: StoreEntry;
 }
 
 export interface GenerationComponent {

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../base/errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
-import { currentGeneration, loadState, saveState, type Generation, type State, type StoreEntry } from './state.ts';
+import { currentGeneration, loadState, saveState, type AcceptedManifest, type Generation, type Selected, type State, type StoreEntry } from './state.ts';
 import { buildGeneration, readSymlink, swapSymlink, type BuildStats } from './generation.ts';
 import { writeFileAtomic } from '../base/atomic-file.ts';
 import { mapLimit } from '../base/map-limit.ts';
 import type { Logger } from '../report/log.ts';
-import type { FileRecord } from '../../workers/protocol.ts';
+import type { FileRecord } from './file-record.ts';
 
 export interface CommitEntryInput {
   component: string;
@@ -197,15 +197,33 @@ export class Store {
     }
   }
 
-  /** The generation with exactly these entries, if one exists and is not bad. */
-  findGeneration(entries: StoreEntry[]): Generation | undefined {
-    const key = (c: Record<string, { sha256: string }>) => Object.entries(c).map(([n, v]) => `${n}=${v.sha256}`).sort().join(',');
-    const want = key(Object.fromEntries(entries.map((e) => [e.component, e])));
+  /** The generation with exactly these entries under these versions, if one exists and is not bad. */
+  findGeneration(selection: readonly Selected[]): Generation | undefined {
+    const key = (c: Record<string, { sha256: string; version: string }>) => Object.entries(c).map(([n, v]) => `${n}=${v.sha256}@${v.version}`).sort().join(',');
+    const want = key(Object.fromEntries(selection.map((s) => [s.component, { sha256: s.entry.sha256, version: s.version }])));
     return this.state.generations.find((g) => g.status !== 'bad' && key(g.components) === want);
   }
 
-  /** Builds a new generation from one entry per component and records it (not yet current). */
-  async createGeneration(entries: StoreEntry[]): Promise<{ generation: Generation; stats: BuildStats }> {
+  /**
+   * The generation made of exactly `selection`: an existing one, or a new one
+   * built now. Callers serialize this with landings, so two builds of the
+   * same selection never race.
+   */
+  async ensureGeneration(selection: readonly Selected[]): Promise<Generation> {
+    const existing = this.findGeneration(selection);
+    if (existing) return existing;
+    const t0 = performance.now();
+    const built = await this.createGeneration(selection.map((s) => s.entry), Object.fromEntries(selection.map((s) => [s.component, s.version])));
+    this.log.info({ event: 'generation.built', generation: built.generation.id, files: built.stats.files, linked: built.stats.linked, copied: built.stats.copied, durationMs: Math.round(performance.now() - t0) }, 'generation built');
+    return built.generation;
+  }
+
+  /**
+   * Builds a new generation from one entry per component and records it (not
+   * yet current); `versions` names the version each component lands as when
+   * it is not the entry's own (a republished identical archive).
+   */
+  async createGeneration(entries: StoreEntry[], versions: Record<string, string> = {}): Promise<{ generation: Generation; stats: BuildStats }> {
     const id = Math.max(0, ...this.state.generations.map((g) => g.id), ...(await this.#generationDirIds())) + 1;
     const dir = path.posix.join('generations', String(id));
     const parts = [];
@@ -214,7 +232,7 @@ export class Store {
     const generation: Generation = {
       id,
       dir,
-      components: Object.fromEntries(entries.map((e) => [e.component, { version: e.version, sha256: e.sha256, entry: e.dir }])),
+      components: Object.fromEntries(entries.map((e) => [e.component, { version: versions[e.component] ?? e.version, sha256: e.sha256, entry: e.dir }])),
       createdAt: new Date().toISOString(),
       status: 'new',
     };
@@ -258,8 +276,29 @@ export class Store {
     await this.save();
   }
 
-  isBad(component: string, version: string): boolean {
-    return this.state.bad[component]?.includes(version) ?? false;
+  /**
+   * Records that `version` from `source` resolved to `entry`'s digest (an
+   * identical archive republished), so later plans keep it without the network.
+   */
+  async recordAlias(entry: StoreEntry, version: string, source: string): Promise<void> {
+    const e = this.state.entries.find((x) => x.dir === entry.dir);
+    if (!e) return;
+    const known = [{ version: e.version, source: e.source }, ...(e.aliases ?? [])];
+    if (known.some((k) => k.version === version && k.source === source)) return;
+    // Bounded: a long-lived entry republished many times keeps its newest aliases.
+    e.aliases = [...(e.aliases ?? []), { version, source }].slice(-16);
+    await this.save();
+  }
+
+  /** The last signed manifest accepted from `url`, if any. */
+  acceptedManifest(url: string): AcceptedManifest | undefined {
+    return this.state.signedManifests[url];
+  }
+
+  /** Remembers a signed manifest's sequence, so an older one is refused as a replay even after a restart. */
+  async acceptManifest(url: string, rec: AcceptedManifest): Promise<void> {
+    this.state.signedManifests[url] = rec;
+    await this.save();
   }
 
   /**

@@ -10,7 +10,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { mapLimit } from '../base/map-limit.ts';
-import type { Difference, ExpectedFile, VerifyReport } from '../../workers/protocol.ts';
+import type { Difference, ExpectedFile, VerifyReport } from './verify-report.ts';
 
 interface Actual {
   type: 'file' | 'directory' | 'symlink' | 'other';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.ts';
-import { Lander } from '../../src/plan/reconciler.ts';
+import { Reconciler } from '../../src/plan/reconciler.ts';
 import { createLogger } from '../../src/report/log.ts';
 import { Store } from '../../src/store/store.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
@@ -65,13 +65,13 @@ async function setup(name: string, serverExtra: Record<string, unknown> = {}) {
       },
     });
   const store = await Store.open(root, log);
-  const lander = new Lander({ config: validateConfig(raw('1.0.0')), store, log });
+  const lander = new Reconciler({ config: validateConfig(raw('1.0.0')), store, log });
   cleanups.push(async () => {
     await lander.shutdown();
     await store.close();
   });
   const setVersion = (v: string) => {
-    lander.config = validateConfig(raw(v));
+    lander.setConfig(validateConfig(raw(v)));
   };
   const whoami = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/cwd`);

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configSpecs, parseConfig, validateConfig, type Config } from '../../src/config/schema.ts';
+import { parseConfig, validateConfig, type Config } from '../../src/config/schema.ts';
+import { desiredSpecs } from '../../src/plan/desired.ts';
+
+const configSpecs = (c: Config) => desiredSpecs(c).specs;
 import { ConfigError } from '../../src/base/errors.ts';
 
 const example = readFileSync(new URL('../../config.example.json', import.meta.url), 'utf8');

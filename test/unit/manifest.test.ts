@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig, type Config } from '../../src/config/schema.ts';
 import { ManifestError } from '../../src/base/errors.ts';
-import { desiredSpecs, parseManifest, type ParsedManifest } from '../../src/config/manifest.ts';
+import { parseManifest, type ParsedManifest } from '../../src/config/manifest.ts';
+import { desiredSpecs } from '../../src/plan/desired.ts';
 import { nextPollDelay } from '../../src/config/manifest-poller.ts';
 
 const A = 'a'.repeat(64);

@@ -30,7 +30,29 @@ describe('planComponents', () => {
   it('does not retry a version marked bad, and falls back to the current one', () => {
     const old = entry('server', '1');
     const plan = planComponents({ components: [spec('server', '2')], entries: [old], current: gen(1, [old]), bad: { server: ['2'] } });
-    expect(plan[0]).toMatchObject({ action: 'skip-bad', version: '2', fallback: old });
+    expect(plan[0]).toMatchObject({ action: 'skip-bad', version: '2', fallback: { component: 'server', version: '1', entry: old } });
+  });
+});
+
+describe('store identity: (component, digest)', () => {
+  it('a pinned digest already in the store is kept under the new version, whatever version it was stored as', () => {
+    const old = entry('server', '1', 'abc');
+    const plan = planComponents({ components: [spec('server', '1.0.1', { sha256: old.sha256 })], entries: [old], current: gen(1, [old]), bad: {} });
+    expect(plan[0]).toEqual({ component: 'server', action: 'keep', version: '1.0.1', entry: old });
+  });
+
+  it('a sidecar digest is known without the network only for a (version, URL) the entry was reached by', () => {
+    const old = entry('server', '1', 'abc');
+    expect(planComponents({ components: [spec('server', '2')], entries: [old], bad: {} })[0]!.action).toBe('fetch');
+    const aliased = { ...old, aliases: [{ version: '2', source: 'http://h/server-2.tgz' }] };
+    expect(planComponents({ components: [spec('server', '2')], entries: [aliased], bad: {} })[0]).toMatchObject({ action: 'keep', version: '2', entry: aliased });
+    // Same version, another URL: the digest is not known.
+    expect(planComponents({ components: [spec('server', '2', { urls: ['http://other/s.tgz'] })], entries: [aliased], bad: {} })[0]!.action).toBe('fetch');
+  });
+
+  it('an entry of another component never satisfies, even with the same digest', () => {
+    const libs = entry('cuda-libs', '1', 'same');
+    expect(planComponents({ components: [spec('server', '1', { sha256: libs.sha256 })], entries: [libs], bad: {} })[0]!.action).toBe('fetch');
   });
 });
 

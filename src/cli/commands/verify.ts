@@ -12,7 +12,7 @@ import type { Logger } from '../../report/log.ts';
 import { Store } from '../../store/store.ts';
 import { formatBytes } from '../../base/units.ts';
 import { runVerifyWorker } from '../../store/verify-client.ts';
-import type { ExpectedFile, VerifyReport } from '../../../workers/protocol.ts';
+import type { ExpectedFile, VerifyReport } from '../../store/verify-report.ts';
 
 export interface VerifyCommandOptions {
   configPath: string;
