@@ -150,6 +150,31 @@ describe('lander run (daemon)', () => {
     await expect(stat(path.join(t.root, 'lander.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('/status shows each job in its real phase with the version being fetched: digest while the sidecar trickles, download while the archive streams', async () => {
+    const t = await setup('phases');
+    await t.save({ core: '1.0.0', cuda: 'cu128-v2' });
+    const sidecar = '/download/vlibs/cuda-libs-cu128-v2.tar.gz.sha256';
+    // About 3 s for the 94-byte sidecar, then the 32 MiB archive at 4 MiB/s.
+    server.misbehave(sidecar, { rate: 32 });
+    server.misbehave(bigCuda.urlPath, { rate: 4 * 1024 * 1024 });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'daemon.ready');
+    const seen: string[] = [];
+    const deadline = performance.now() + 30_000;
+    while (performance.now() < deadline && !seen.includes('download')) {
+      const st = (await t.api().getJson('/status')) as { components: Record<string, { job?: { phase: string; version: string } }> };
+      const job = st.components['cuda-libs']?.job;
+      if (job) {
+        expect(job.version).toBe('cu128-v2');
+        if (seen.at(-1) !== job.phase) seen.push(job.phase);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seen).toContain('digest');
+    expect(seen.indexOf('download')).toBeGreaterThan(seen.indexOf('digest'));
+    await d.waitFor((r) => r.event === 'generation.landed', { timeoutMs: 40_000 });
+  });
+
   it('rejects invalid JSON and wrong types by path, keeps the last good config, then takes a valid edit', async () => {
     const t = await setup('invalid');
     await t.save({ core: '1.0.0' });
