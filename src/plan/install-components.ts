@@ -10,7 +10,7 @@ import { installComponent, type InstallContext } from '../install/install-compon
 import type { Logger } from '../report/log.ts';
 import type { Selected, StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
-import { planComponents, planLanding, type ComponentAction, type LandingPlan } from './planner.ts';
+import { planComponents, type ComponentAction } from './planner.ts';
 import { JobQueue } from './queue.ts';
 
 export interface ComponentOutcome {
@@ -30,8 +30,6 @@ export interface InstallResult {
   components: ComponentOutcome[];
   /** What to land, one per component; undefined when a component failed. */
   selection?: Selected[];
-  /** What landing it changes; `changed` empty means it is already current. */
-  landing?: LandingPlan;
   errors: Error[];
 }
 
@@ -83,7 +81,7 @@ export async function installComponents(opts: InstallComponentsOptions): Promise
   const errors = outcomes.flatMap((o) => (o.error ? [o.error] : []));
   if (errors.length > 0) return { components: outcomes, errors };
   const selection = outcomes.map((o): Selected => ({ component: o.component, version: o.version, entry: o.entry! }));
-  return { components: outcomes, selection, landing: planLanding(selection.map((s) => s.entry), specs, store.current()), errors };
+  return { components: outcomes, selection, errors };
 }
 
 function skipBad(a: Extract<ComponentAction, { action: 'skip-bad' }>, opts: InstallComponentsOptions, log: Logger): ComponentOutcome {
