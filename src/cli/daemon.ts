@@ -43,7 +43,7 @@ export class Daemon implements DaemonControl {
   readonly #startedAt = new Date().toISOString();
   config!: Config;
   store!: Store;
-  lander!: Reconciler;
+  reconciler!: Reconciler;
   #configLoadedAt = '';
   #lastInvalid: DaemonStatus['config']['lastInvalid'];
   #poller: ManifestPoller | undefined;
@@ -75,7 +75,7 @@ export class Daemon implements DaemonControl {
     d.#configLoadedAt = new Date().toISOString();
     d.store = await Store.open(d.config.root, d.log);
     try {
-      d.lander = new Reconciler({ config: d.config, store: d.store, log: d.log });
+      d.reconciler = new Reconciler({ config: d.config, store: d.store, log: d.log });
       d.#wire();
       d.#api = await startApi({
         control: d,
@@ -104,8 +104,8 @@ export class Daemon implements DaemonControl {
   }
 
   async #kickoff(): Promise<void> {
-    await this.lander.startServer();
-    if (this.lander.waitingForManifest && this.#poller) await this.#poller.pollNow();
+    await this.reconciler.startServer();
+    if (this.reconciler.waitingForManifest && this.#poller) await this.#poller.pollNow();
     this.#reconcile();
     if (this.#stopped) return;
     void this.#notify.ready(this.#statusLine());
@@ -119,11 +119,11 @@ export class Daemon implements DaemonControl {
   #statusLine(prefix?: string): string {
     const g = this.store.current();
     const live = g ? `generation ${g.id} (${Object.entries(g.components).map(([n, c]) => `${n} ${c.version}`).join(', ')})` : 'nothing installed yet';
-    return `${prefix ? `${prefix}; ` : ''}${live}, server ${this.lander.supervisor?.state ?? 'none'}`;
+    return `${prefix ? `${prefix}; ` : ''}${live}, server ${this.reconciler.supervisor?.state ?? 'none'}`;
   }
 
   #wire(): void {
-    const l = this.lander;
+    const l = this.reconciler;
     l.on('phase', (component, version, phase) => {
       const job = this.#jobs.get(component);
       // A new version's job starts afresh; the same version moves on to its next phase.
@@ -181,8 +181,8 @@ export class Daemon implements DaemonControl {
   #reconcile(): void {
     if (this.#stopped) return;
     // Waiting for a manifest, the reconciler keeps the current generation and says so.
-    if (!this.lander.waitingForManifest) this.#lastCheckAt = new Date().toISOString();
-    const run = this.lander.reconcile().then(
+    if (!this.reconciler.waitingForManifest) this.#lastCheckAt = new Date().toISOString();
+    const run = this.reconciler.reconcile().then(
       (r) => {
         if (r.errors.length > 0) this.log.warn({ event: 'reconcile.incomplete', errors: r.errors.map((e) => (e as LanderError).code ?? e.message) }, 'some components could not be installed; the server keeps running on the current generation');
       },
@@ -198,13 +198,13 @@ export class Daemon implements DaemonControl {
     }
     const manifestChanged = JSON.stringify(c.manifest) !== JSON.stringify(this.config.manifest);
     this.config = c;
-    this.lander.setConfig(c);
+    this.reconciler.setConfig(c);
     this.#configLoadedAt = new Date().toISOString();
     this.#lastInvalid = undefined;
     this.#emit({ type: 'config', status: 'loaded' });
     if (manifestChanged) {
       this.#poller?.stop();
-      this.lander.setManifest(undefined);
+      this.reconciler.setManifest(undefined);
       const poller = this.#startPoller();
       // The new manifest decides what to reconcile to; without one, the config alone does.
       if (poller) void poller.pollNow().then(() => this.#reconcile());
@@ -226,7 +226,7 @@ export class Daemon implements DaemonControl {
       store: this.store,
       log: this.log,
       onManifest: (parsed) => {
-        this.lander.setManifest(parsed);
+        this.reconciler.setManifest(parsed);
         this.#reconcile();
       },
     });
@@ -239,7 +239,7 @@ export class Daemon implements DaemonControl {
   status(): DaemonStatus {
     const cur = this.store.current();
     const components: Record<string, ComponentStatus> = {};
-    const desired = this.lander.desired.specs;
+    const desired = this.reconciler.desired.specs;
     const names = new Set([...desired.map((s) => s.name), ...Object.keys(cur?.components ?? {})]);
     for (const name of names) {
       const d = desired.find((s) => s.name === name);
@@ -252,7 +252,7 @@ export class Daemon implements DaemonControl {
         bad: this.store.state.bad[name] ?? [],
       };
     }
-    const sup = this.lander.supervisor;
+    const sup = this.reconciler.supervisor;
     const info = sup?.info();
     return {
       version: LANDER_VERSION,
@@ -270,7 +270,7 @@ export class Daemon implements DaemonControl {
         ? { state: sup.state, ...(info?.pid !== undefined ? { pid: info.pid } : {}), ...(info?.generation !== undefined ? { generation: info.generation } : {}), ...(info?.since ? { since: info.since } : {}), ...(info?.restarts !== undefined ? { restarts: info.restarts } : {}) }
         : { state: 'none' },
       ...(this.#lastCheckAt ? { lastCheckAt: this.#lastCheckAt } : {}),
-      lastErrors: this.lander.lastErrors,
+      lastErrors: this.reconciler.lastErrors,
     };
   }
 
@@ -282,7 +282,7 @@ export class Daemon implements DaemonControl {
       ...(this.#lastCheckAt ? { lastCheckAt: this.#lastCheckAt } : {}),
       jobs: Object.fromEntries(this.#jobTouched),
       download: this.config.download,
-      server: this.lander.supervisor?.state ?? 'none',
+      server: this.reconciler.supervisor?.state ?? 'none',
       installed: this.store.state.current !== null,
     });
   }
@@ -295,13 +295,13 @@ export class Daemon implements DaemonControl {
   }
 
   async restart(): Promise<{ pid?: number; generation?: number | string }> {
-    const r = await this.lander.restartServer();
+    const r = await this.reconciler.restartServer();
     this.metrics.serverRestarted('operator');
     return r;
   }
 
   async rollback(): Promise<{ from: number | null; to: number }> {
-    return this.lander.rollbackToPrevious('operator asked for a rollback');
+    return this.reconciler.rollbackToPrevious('operator asked for a rollback');
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
@@ -328,7 +328,7 @@ export class Daemon implements DaemonControl {
     await this.#notify.stopping();
     this.#poller?.stop();
     await this.#watcher?.close();
-    await this.lander?.shutdown();
+    await this.reconciler?.shutdown();
     await this.#reconciling.catch(() => undefined);
     await this.#api?.close();
     await this.store?.close();

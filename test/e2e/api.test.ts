@@ -262,19 +262,14 @@ describe('status API on a unix socket', () => {
     expect(sampleValue(fams, 'lander_api_events_dropped_total')).toBeGreaterThan(100_000);
   });
 
-  it('measures /status latency over the socket (200 sequential requests)', async () => {
+  // Latency is a benchmark's job (bench/daemon-load.ts: /status p50/p99 under an install), not a timed assertion here.
+  it('answers 200 sequential /status requests over the socket, each a complete status', async () => {
     const client = new ApiClient(sock);
-    const ms: number[] = [];
     for (let i = 0; i < 200; i++) {
-      const t0 = performance.now();
-      await client.getJson('/status');
-      ms.push(performance.now() - t0);
+      const st = (await client.getJson('/status')) as { pid: number; components: Record<string, unknown> };
+      expect(st.pid).toBe(4242);
+      expect(typeof st.components).toBe('object');
     }
-    ms.sort((a, b) => a - b);
-    const p50 = ms[99]!;
-    const p99 = ms[197]!;
-    console.log(`/status over the unix socket: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${ms[199]!.toFixed(2)} ms`);
-    expect(p99).toBeLessThan(100);
   });
 });
 
