@@ -234,13 +234,14 @@ describe('Supervisor (real child processes)', () => {
   it('backs off with growing, capped delays, and a stable run resets them', async () => {
     const root = tmpDir();
     const port = await freePort();
-    // Runs 1-4 crash after 300 ms, run 5 is "stable" (1500 ms > resetAfter), run 6 crashes, run 7 stays.
+    // Runs 1-4 crash after 300 ms, run 5 is "stable" (5000 ms > resetAfter), run 6 crashes, run 7 stays.
+    // resetAfter sits far above a crash run's uptime (start-up + 300 ms), which a loaded machine stretches.
     const runLog = path.join(root, 'runs.log');
-    const cfg = serverConfig(port, ['--run-log', runLog, '--exit-schedule', '300,300,300,300,1500,300,-']);
-    cfg.restart = { ...cfg.restart, initialDelay: 100, factor: 2, maxDelay: 400, resetAfter: 1000 };
+    const cfg = serverConfig(port, ['--run-log', runLog, '--exit-schedule', '300,300,300,300,5000,300,-']);
+    cfg.restart = { ...cfg.restart, initialDelay: 100, factor: 2, maxDelay: 400, resetAfter: 4000 };
     const { sup, records, states, exits } = supervisor(cfg);
     await sup.start(generation(root, 1), 1);
-    await until(() => exits.length >= 6 && sup.state === 'healthy', 30_000, 'six crashes and a healthy seventh run');
+    await until(() => exits.length >= 6 && sup.state === 'healthy', 45_000, 'six crashes and a healthy seventh run');
     const delays = records.filter((r) => r.event === 'server.state' && r.to === 'backoff').map((r) => r.delayMs);
     expect(delays).toEqual([100, 200, 400, 400, 100, 200]);
     // Measured: exit → next 'starting'. Never shorter than asked, and in the same order.
