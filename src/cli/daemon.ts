@@ -16,6 +16,8 @@ import { Lander } from '../plan/reconciler.ts';
 import type { Logger } from '../report/log.ts';
 import { desiredSpecs, type ParsedManifest } from '../config/manifest.ts';
 import { ManifestPoller } from '../config/manifest-poller.ts';
+import { readMachineFacts, type MachineFacts } from '../plan/machine-facts.ts';
+import type { InstalledComponent, MachineNote } from '../plan/for-machine.ts';
 import { LanderMetrics } from '../report/metrics.ts';
 import { eventLoopDelayIncludesInterval, runtimeName } from '../base/runtime.ts';
 import { Store } from '../store/store.ts';
@@ -47,6 +49,9 @@ export class Daemon implements DaemonControl {
   #configLoadedAt = '';
   #lastInvalid: DaemonStatus['config']['lastInvalid'];
   #manifest: ParsedManifest | undefined;
+  /** Machine id, OS, arch, NVIDIA driver: what rollouts and variants are decided on. */
+  #facts: MachineFacts = { os: process.platform, arch: process.arch };
+  #notes: MachineNote[] = [];
   #poller: ManifestPoller | undefined;
   #watcher: { reload(): Promise<void>; close(): Promise<void> } | undefined;
   #api: { close(): Promise<void>; socketPath: string; tcpPort?: number } | undefined;
@@ -76,6 +81,7 @@ export class Daemon implements DaemonControl {
     d.#configLoadedAt = new Date().toISOString();
     d.store = await Store.open(d.config.root, d.log);
     try {
+      await d.#readFacts();
       d.lander = new Lander({ config: d.config, store: d.store, log: d.log });
       d.lander.specs = () => d.#specs();
       d.#wire();
@@ -170,9 +176,21 @@ export class Daemon implements DaemonControl {
   }
 
   #specs() {
-    const { specs, problems } = desiredSpecs(this.config, this.#manifest);
+    const installed: Record<string, InstalledComponent> = {};
+    for (const [name, c] of Object.entries(this.store.current()?.components ?? {})) {
+      const e = this.store.state.entries.find((x) => x.dir === c.entry);
+      if (e) installed[name] = { version: c.version, sha256: c.sha256, source: e.source };
+    }
+    const { specs, problems, notes } = desiredSpecs(this.config, this.#manifest, { facts: this.#facts, installed });
     for (const p of problems) this.log.debug({ event: 'desired.problem', ...p }, p.message);
+    this.#notes = notes;
     return specs;
+  }
+
+  async #readFacts(): Promise<void> {
+    this.#facts = await readMachineFacts(this.config.machineId !== undefined ? { machineId: this.config.machineId } : {});
+    const f = this.#facts;
+    this.log.info({ event: 'machine.facts', machineId: f.machineId !== undefined, machineIdSource: f.machineIdSource, os: f.os, arch: f.arch, nvidiaDriver: f.nvidiaDriver, nvidiaDriverSource: f.nvidiaDriverSource, nvidiaDriverError: f.nvidiaDriverError }, 'machine facts for rollouts and variants');
   }
 
   #emit(e: DaemonEvent): void {
@@ -204,7 +222,11 @@ export class Daemon implements DaemonControl {
       c = { ...c, root: this.config.root };
     }
     const manifestChanged = JSON.stringify(c.manifest) !== JSON.stringify(this.config.manifest);
+    const idChanged = c.machineId !== this.config.machineId;
     this.config = c;
+    if (idChanged) {
+      void this.#readFacts().then(() => this.#reconcile(), (err) => this.log.error({ event: 'reconcile.failed', err }, (err as Error).message));
+    }
     this.lander.config = c;
     this.#configLoadedAt = new Date().toISOString();
     this.#lastInvalid = undefined;
@@ -260,12 +282,15 @@ export class Daemon implements DaemonControl {
     const components: Record<string, ComponentStatus> = {};
     const desired = this.#specs();
     const names = new Set([...desired.map((s) => s.name), ...Object.keys(cur?.components ?? {})]);
+    for (const n of this.#notes) names.add(n.component);
     for (const name of names) {
       const d = desired.find((s) => s.name === name);
       const c = cur?.components[name];
       const job = this.#jobs.get(name);
+      const note = this.#notes.find((n) => n.component === name);
       components[name] = {
         ...(d ? { desired: d.version } : {}),
+        ...(note ? { note: note.message } : {}),
         ...(c ? { installed: c.version, sha256: c.sha256 } : {}),
         ...(job ? { job } : {}),
         bad: this.store.state.bad[name] ?? [],

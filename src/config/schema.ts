@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../base/errors.ts';
 import { parseDuration, parseSize } from '../base/units.ts';
 import { parsePublicKey } from './minisign.ts';
+import { isOciUrl, parseOciReference } from '../fetch/oci/reference.ts';
 
 /** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -41,9 +42,15 @@ const size = (what: string) =>
 const positiveInt = z.number().int().positive();
 const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'Expected a SHA-256 as 64 hex digits').transform((s) => s.toLowerCase());
 const URL_SCHEMES = ['http:', 'https:', 'file:'];
+/** Archives may also come from an OCI registry (src/fetch/oci/). */
+const ARCHIVE_SCHEMES = [...URL_SCHEMES, 'oci:', 'oci+http:'];
 
 /** A URL template: `{version}` (and in sidecars `{url}`) expand later. */
-const urlTemplate = z.string().min(1).superRefine((v, ctx) => {
+const urlTemplate = z.string().min(1).superRefine((v, ctx) => checkUrl(v, ctx, URL_SCHEMES));
+/** An archive URL template: http(s), file, or an OCI reference. */
+const archiveUrlTemplate = z.string().min(1).superRefine((v, ctx) => checkUrl(v, ctx, ARCHIVE_SCHEMES));
+
+function checkUrl(v: string, ctx: z.RefinementCtx, schemes: string[]): void {
   const probe = v.replaceAll('{version}', '0').replaceAll('{url}', 'http://x/');
   let u: URL;
   try {
@@ -52,10 +59,19 @@ const urlTemplate = z.string().min(1).superRefine((v, ctx) => {
     ctx.addIssue({ code: 'custom', message: `Expected an absolute URL, got ${JSON.stringify(v)}` });
     return;
   }
-  if (!URL_SCHEMES.includes(u.protocol)) {
-    ctx.addIssue({ code: 'custom', message: `Expected a URL with scheme http, https or file, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
+  if (!schemes.includes(u.protocol)) {
+    const names = schemes.map((s) => s.slice(0, -1));
+    ctx.addIssue({ code: 'custom', message: `Expected a URL with scheme ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
+    return;
   }
-});
+  if (isOciUrl(probe)) {
+    try {
+      parseOciReference(probe);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `Expected an OCI reference: ${(err as Error).message}` });
+    }
+  }
+}
 
 /** A component name; also a folder name in the store. Shared with src/manifest.ts. */
 export const COMPONENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -68,7 +84,7 @@ const componentSchema = z
     /** Desired version; expands `{version}` in `url`. Optional when a manifest supplies it. */
     version: z.string().regex(VERSION_PATTERN, 'Expected a version of letters, digits and . _ + -').optional(),
     /** Archive URL, or several mirrors tried in order. Optional when a manifest supplies it. */
-    url: z.union([urlTemplate, z.array(urlTemplate).min(1)]).optional(),
+    url: z.union([archiveUrlTemplate, z.array(archiveUrlTemplate).min(1)]).optional(),
     /** Pinned SHA-256 of the archive. */
     sha256: hex64.optional(),
     /** URL of a `<hex>  <name>` sidecar; `{url}` and `{version}` expand. */
@@ -252,6 +268,8 @@ export const configSchema = z
       .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
     server: serverSchema.optional(),
     manifest: manifestSchema.optional(),
+    /** This machine's id for staged rollouts (README "Many machines"). @default the contents of /etc/machine-id */
+    machineId: z.string().regex(/^\S{1,256}$/, 'Expected a machine id of 1 to 256 characters without spaces').optional(),
     api: apiSchema.default({}),
     download: downloadSchema,
     limits: limitsSchema,
@@ -286,7 +304,7 @@ export const configSchema = z
       for (const key of ['version', 'url'] as const) {
         if (comp[key] === undefined) ctx.addIssue({ code: 'custom', message: `Expected "${key}" (no manifest is configured to supply it)`, path: ['components', name, key] });
       }
-      if (comp.sha256 === undefined && comp.sha256Url === undefined) {
+      if (comp.sha256 === undefined && comp.sha256Url === undefined && !firstIsOci(comp)) {
         ctx.addIssue({ code: 'custom', message: 'Expected one of "sha256" or "sha256Url": lander never installs an archive it cannot verify', path: ['components', name] });
       }
     }
@@ -307,6 +325,7 @@ export interface ComponentSpec {
   version: string;
   /** Mirrors, tried in order. */
   urls: string[];
+  /** Neither this nor `sha256Url` when `urls[0]` is an `oci://` reference: the registry's manifest gives the digest. */
   sha256?: string;
   sha256Url?: string;
   size?: number;
@@ -325,17 +344,23 @@ export function expandTemplate(t: string, vars: { version: string; url?: string 
   return t.replaceAll('{version}', vars.version).replaceAll('{url}', vars.url ?? '{url}');
 }
 
+/** The first URL is an OCI reference: the digest comes from the registry's manifest (its layer descriptor), no sidecar needed. */
+export function firstIsOci(c: { url?: string | string[] | undefined }): boolean {
+  const first = Array.isArray(c.url) ? c.url[0] : c.url;
+  return first !== undefined && isOciUrl(first);
+}
+
 /**
  * A complete spec from a component's fields, or undefined when a field is
  * missing (a manifest should have supplied it).
  */
 export function toSpec(name: string, c: ComponentConfig): ComponentSpec | undefined {
-  if (c.version === undefined || c.url === undefined || (c.sha256 === undefined && c.sha256Url === undefined)) return undefined;
+  if (c.version === undefined || c.url === undefined || (c.sha256 === undefined && c.sha256Url === undefined && !firstIsOci(c))) return undefined;
   const version = c.version;
   const urls = (Array.isArray(c.url) ? c.url : [c.url]).map((u) => expandTemplate(u, { version }));
   const spec: ComponentSpec = { name, version, urls, restart: c.restart ?? true };
   if (c.sha256) spec.sha256 = c.sha256;
-  else spec.sha256Url = expandTemplate(c.sha256Url!, { version, url: urls[0] });
+  else if (c.sha256Url !== undefined) spec.sha256Url = expandTemplate(c.sha256Url, { version, url: urls[0] });
   if (c.size !== undefined) spec.size = c.size;
   return spec;
 }
