@@ -268,6 +268,11 @@ export const configSchema = z
       .refine((c) => Object.keys(c).length > 0, { message: 'Expected at least one component' }),
     server: serverSchema.optional(),
     manifest: manifestSchema.optional(),
+    /** Per OCI registry (`host[:port]`, as in the `oci://` URL): `tokenFile`, an absolute path whose text is sent as `Authorization: Bearer`. Without it, ~/.docker/config.json (`docker login`) or anonymous. */
+    registries: z.record(
+      z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'Expected a registry as host or host:port'),
+      z.object({ tokenFile: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }) }).strict(),
+    ).optional(),
     /** This machine's id for staged rollouts (README "Many machines"). @default the contents of /etc/machine-id */
     machineId: z.string().regex(/^\S{1,256}$/, 'Expected a machine id of 1 to 256 characters without spaces').optional(),
     api: apiSchema.default({}),

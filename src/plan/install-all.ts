@@ -14,6 +14,8 @@ import { JobQueue } from './queue.ts';
 import type { Generation, StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { resolveDigest } from '../fetch/digest.ts';
+import { isOciUrl } from '../fetch/oci/reference.ts';
+import { resolveOciSource } from '../fetch/oci/resolve.ts';
 import { runInstallWorker } from '../install/worker-client.ts';
 import { removePart } from '../install/part-file.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -115,7 +117,9 @@ export async function ensureGeneration(store: Store, selection: StoreEntry[], lo
 async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal: AbortSignal): Promise<ComponentOutcome> {
   const { store, log, config } = opts;
   const t0 = performance.now();
-  const sha256 = await resolveDigest(spec, config.download, signal);
+  // An oci:// component: the registry's manifest gives the digest, size, blob URLs and their auth.
+  const oci = isOciUrl(spec.urls[0]!) ? await resolveOciSource(spec, { download: config.download, signal, ...(config.registries ? { tokenFiles: Object.fromEntries(Object.entries(config.registries).map(([h, r]) => [h, r.tokenFile])) } : {}) }) : undefined;
+  const sha256 = oci?.sha256 ?? (await resolveDigest(spec, config.download, signal));
   const existing = store.findEntry(spec.name, sha256);
   if (existing) {
     log.info({ event: 'install.reused', component: spec.name, version: spec.version, sha256, entry: existing.dir }, 'archive already in the store');
@@ -131,9 +135,10 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
       jobId: path.basename(stagingDir),
       component: spec.name,
       version: spec.version,
-      urls: spec.urls,
+      urls: oci?.urls ?? spec.urls,
       sha256,
-      ...(spec.size !== undefined ? { maxBytes: spec.size } : {}),
+      ...(oci && Object.keys(oci.headers).length > 0 ? { headers: oci.headers } : {}),
+      ...(spec.size !== undefined || oci ? { maxBytes: Math.min(spec.size ?? Infinity, oci?.size ?? Infinity) } : {}),
       partPath: store.partPath(sha256),
       stagingDir,
       download: {

@@ -117,6 +117,9 @@ export const EVENTS = {
   'pack.planned': { level: 'info', fields: ['source', 'components'], action: '`lander pack`: how the one-folder build splits into components.', rare: '`lander pack` is not part of the daemon scenarios; covered by the pack e2e tests' },
   'pack.archive': { level: 'info', fields: ['component', 'asset', 'sha256', 'size', 'entries'], action: '`lander pack`: one component archive written.', rare: 'see pack.planned' },
   'pack.done': { level: 'info', fields: ['out', 'components', 'manifest', 'signed', 'durationMs', 'maxRssBytes'], action: '`lander pack`: the release (archives, sidecars, manifest) is written.', rare: 'see pack.planned' },
+  'push.component': { level: 'info', fields: ['component', 'version', 'reference', 'manifestDigest', 'blobsPushed', 'blobsPresent', 'bytesPushed', 'manifestPushed'], action: '`lander push`: one component is in the registry (`blobsPresent`: skipped, the registry had them).', rare: '`lander push` is not part of the daemon scenarios; covered by test/e2e/oci-registry.test.ts' },
+  'push.done': { level: 'info', fields: ['target', 'components', 'bytesPushed'], action: '`lander push`: every component is in the registry.', rare: 'see push.component' },
+  'push.failed': { level: 'error', fields: ['code', 'err'], action: '`lander push` failed; the message names the reference and the registry\'s answer.', rare: 'see push.component' },
   'pack.failed': { level: 'error', fields: ['code', 'err'], action: '`lander pack` failed; the message says what to fix.', rare: 'see pack.planned' },
 } as const satisfies Record<string, EventSpec>;
 
