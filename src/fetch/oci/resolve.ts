@@ -56,7 +56,7 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
     idleTimeoutMs: o.download.idleTimeout,
   });
   const refs = spec.urls.map((u) => (isOciUrl(u) ? parse(spec, u) : undefined));
-  const failures: string[] = [];
+  const failures: Error[] = [];
   let layer: ReturnType<typeof archiveLayer> | undefined;
   let from: OciReference | undefined;
   const lastOci = refs.reduce((last, r, i) => (r ? i : last), -1);
@@ -71,11 +71,12 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
       if (o.signal?.aborted || hasCode(err, 'ERR_ABORTED')) throw err;
       // A manifest that is there but wrong (not lander's, pin mismatch) is not a mirror being down: stop here.
       if (err instanceof DigestMismatchError || hasCode(err, 'ERR_OCI_MANIFEST')) throw err;
-      failures.push((err as Error).message);
+      failures.push(err as Error);
     }
   }
   if (!layer || !from) {
-    throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot resolve ${spec.name} ${spec.version}: no registry answered for its manifest: ${failures.join('; ')}`, { data: { component: spec.name, version: spec.version, urls: spec.urls } });
+    if (failures.length === 1) throw failures[0]!;
+    throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot resolve ${spec.name} ${spec.version}: no registry answered for its manifest: ${failures.map((f) => f.message).join('; ')}`, { cause: failures.at(-1), data: { component: spec.name, version: spec.version, urls: spec.urls } });
   }
   if (spec.sha256 !== undefined && spec.sha256 !== layer.sha256) {
     throw new DigestMismatchError(`Cannot install ${spec.name} ${spec.version}: the registry's manifest ${spec.urls[refs.indexOf(from)]} lists the archive as sha256:${layer.sha256}, but the config pins ${spec.sha256}`, {

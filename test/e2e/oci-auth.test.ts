@@ -1,0 +1,126 @@
+/**
+ * Registry auth and blob storage, against a registry of the test's own on
+ * loopback (docker-registry's token auth needs a TLS token server; this one
+ * speaks the same challenge protocol): a bearer challenge answered with
+ * Basic credentials from docker's config.json, a token file, a blob
+ * redirected to "blob storage" on another origin that must not see the
+ * registry's token, and the refusals: no credentials, a container image,
+ * a pinned digest that does not match.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { componentManifest } from '../../src/fetch/oci/artifact.ts';
+import { resolveOciSource } from '../../src/fetch/oci/resolve.ts';
+import { writeTarGz } from '../helpers/archive.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { runLander } from '../helpers/lander-cli.ts';
+
+const USER_PASS = Buffer.from('alice:s3cret').toString('base64');
+const FILE_TOKEN = 'file-token-0123456789';
+let work: string;
+let archive: Buffer;
+let sha: string;
+let regPort: number;
+let storagePort: number;
+const log: { server: string; method: string; path: string; authorization?: string; range?: string }[] = [];
+const servers: http.Server[] = [];
+
+async function listen(handler: http.RequestListener): Promise<number> {
+  const port = await freePort();
+  const s = http.createServer(handler);
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  servers.push(s);
+  return port;
+}
+
+const dl = { concurrency: 1, connectTimeout: 5000, idleTimeout: 5000, retries: 0, backoffInitial: 10, backoffMax: 10 };
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'lander-e2e-oci-auth-'));
+  const file = path.join(work, 'server-1.0.0.tar.gz');
+  await writeTarGz(file, [{ name: 'server/VERSION', content: 'server 1.0.0' }]);
+  archive = await readFile(file);
+  sha = createHash('sha256').update(archive).digest('hex');
+  const manifest = componentManifest({ name: 'server', version: '1.0.0', asset: 'server-1.0.0.tar.gz', sha256: sha, size: archive.length });
+  const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 1 }, layers: [] }));
+  storagePort = await listen((req, res) => {
+    log.push({ server: 'storage', method: req.method!, path: req.url!, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(req.headers.range ? { range: req.headers.range } : {}) });
+    if (req.headers.authorization) { res.writeHead(400).end('only one auth mechanism allowed'); return; } // as S3 answers
+    res.writeHead(200, { 'content-length': archive.length, etag: `"${sha}"` }).end(archive);
+  });
+  regPort = await listen((req, res) => {
+    const auth = req.headers.authorization;
+    log.push({ server: 'registry', method: req.method!, path: req.url!, ...(auth ? { authorization: auth } : {}) });
+    const u = new URL(req.url!, 'http://x');
+    if (u.pathname === '/token') {
+      if (auth !== `Basic ${USER_PASS}`) { res.writeHead(401).end(); return; }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `tok:${u.searchParams.get('scope')}` }));
+      return;
+    }
+    const m = /^\/v2\/(.+)\/(manifests|blobs)\/(.+)$/.exec(u.pathname);
+    const ok = auth === `Bearer ${FILE_TOKEN}` || (m !== null && auth === `Bearer tok:repository:${m[1]}:pull`);
+    if (!ok) {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${regPort}/token",service="stand-in"${m ? `,scope="repository:${m[1]}:pull"` : ''}` }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      return;
+    }
+    if (u.pathname === '/v2/') { res.writeHead(200).end('{}'); return; }
+    if (m?.[2] === 'manifests' && m[1] === 'lander/server') { res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest); return; }
+    if (m?.[2] === 'manifests' && m[1] === 'lander/image') { res.writeHead(200).end(image); return; }
+    if (m?.[2] === 'blobs' && m[3] === `sha256:${sha}`) { res.writeHead(307, { location: `http://127.0.0.1:${storagePort}/bucket/${sha}?X-Amz-Signature=abc` }).end(); return; }
+    res.writeHead(404).end();
+  });
+});
+
+afterAll(async () => {
+  for (const s of servers) await new Promise((r) => { s.closeAllConnections(); s.close(r); });
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('OCI auth and blob storage', () => {
+  it('answers the bearer challenge with docker config.json credentials; the blob storage it redirects to gets no token', async () => {
+    const docker = path.join(work, 'docker');
+    await mkdir(docker, { recursive: true });
+    await writeFile(path.join(docker, 'config.json'), JSON.stringify({ auths: { [`127.0.0.1:${regPort}`]: { auth: USER_PASS } } }));
+    const cfg = path.join(work, 'a.json');
+    await writeFile(cfg, JSON.stringify({ root: path.join(work, 'root-a'), components: { server: { version: '1.0.0', url: `oci+http://127.0.0.1:${regPort}/lander/server:{version}` } }, download: { retries: 0 } }));
+    log.length = 0;
+    const r = await runLander(['install', '--config', cfg], { DOCKER_CONFIG: docker });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await readFile(path.join(work, 'root-a', 'current', 'server', 'VERSION'), 'utf8')).toBe('server 1.0.0');
+    expect(log.find((l) => l.path.startsWith('/token'))?.authorization).toBe(`Basic ${USER_PASS}`);
+    expect(log.filter((l) => l.path.includes('/manifests/') && l.authorization === 'Bearer tok:repository:lander/server:pull')).toHaveLength(1);
+    const storage = log.filter((l) => l.server === 'storage');
+    expect(storage).toHaveLength(1);
+    expect(storage[0]!.authorization).toBeUndefined();
+  });
+
+  it('sends a token file as Bearer, without asking a token service', async () => {
+    const tokenFile = path.join(work, 'token');
+    await writeFile(tokenFile, `${FILE_TOKEN}\n`);
+    const cfg = path.join(work, 'b.json');
+    await writeFile(cfg, JSON.stringify({ root: path.join(work, 'root-b'), components: { server: { version: '1.0.0', url: `oci+http://127.0.0.1:${regPort}/lander/server:{version}` } }, registries: { [`127.0.0.1:${regPort}`]: { tokenFile } } }));
+    log.length = 0;
+    const r = await runLander(['install', '--config', cfg], { DOCKER_CONFIG: path.join(work, 'none') });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(log.filter((l) => l.server === 'registry').every((l) => l.authorization === `Bearer ${FILE_TOKEN}`)).toBe(true);
+    expect(log.some((l) => l.path.startsWith('/token'))).toBe(false);
+  });
+
+  it('refuses with a reason: no credentials, a container image, a pinned digest that differs', async () => {
+    const none = async () => undefined;
+    const spec = (url: string, extra = {}) => ({ name: 'server', version: '1.0.0', urls: [url], restart: true, ...extra });
+    const reg = `oci+http://127.0.0.1:${regPort}`;
+    await expect(resolveOciSource(spec(`${reg}/lander/server:1.0.0`), { download: dl, credentials: none })).rejects.toMatchObject({ code: 'ERR_REGISTRY_AUTH', message: expect.stringMatching(/token service .* answered HTTP 401 \(no credentials for it: docker login, or a tokenFile\)/) });
+    const creds = async () => ({ kind: 'basic' as const, auth: USER_PASS, source: 'test' });
+    await expect(resolveOciSource(spec(`${reg}/lander/image:1`), { download: dl, credentials: creds })).rejects.toMatchObject({ code: 'ERR_OCI_MANIFEST', message: expect.stringMatching(/container image/) });
+    await expect(resolveOciSource(spec(`${reg}/lander/server@sha256:${'f'.repeat(64)}`), { download: dl, credentials: creds })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+    await expect(resolveOciSource(spec(`${reg}/lander/server:1.0.0`, { sha256: 'e'.repeat(64) }), { download: dl, credentials: creds })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH', message: expect.stringMatching(/config pins e{64}/) });
+    const good = await resolveOciSource(spec(`${reg}/lander/server:1.0.0`), { download: dl, credentials: creds });
+    expect(good).toMatchObject({ sha256: sha, size: archive.length, urls: [`http://127.0.0.1:${regPort}/v2/lander/server/blobs/sha256:${sha}`] });
+    expect(good.headers[good.urls[0]!]).toEqual({ authorization: 'Bearer tok:repository:lander/server:pull' });
+  });
+});
