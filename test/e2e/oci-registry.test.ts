@@ -145,6 +145,15 @@ describe.skipIf(missing !== undefined)('OCI registry (docker-registry)', () => {
     expect(r.logs.some((l) => l.event === 'download.retry')).toBe(true);
   }, 60_000);
 
+  it('a cache that is down: the origin after it serves the manifest and the blob', async () => {
+    const dead = await freePort(); // nothing listens there
+    const cfg = await config('fallback', [`oci+http://127.0.0.1:${dead}`, `oci+http://${origin.host}`], { server: '1.0.0' });
+    const r = await install(cfg);
+    ok(r);
+    expect(await installed(cfg, 'server')).toBe('server 1.0.0');
+    expect(r.logs.find((l) => l.event === 'install.verified')?.downloadedBytes).toBe(archives['server:1.0.0']!.size);
+  }, 60_000);
+
   it('10 roots through a docker-registry pull-through cache: the origin serves each blob at most twice in all', async () => {
     const cache = await startRegistry(path.join(work, 'cache'), { proxyOf: origin.url });
     cleanups.push(() => cache.stop());
