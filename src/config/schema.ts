@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { ConfigError } from '../base/errors.ts';
 import { parseDuration, parseSize } from '../base/units.ts';
 import { parsePublicKey } from './minisign.ts';
-import { isOciUrl, parseOciReference } from '../fetch/oci/reference.ts';
+import { isOciUrl } from '../fetch/oci/reference.ts';
+import { archiveUrlTemplate, urlTemplate } from './url-template.ts';
 
 /** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -41,38 +42,6 @@ const size = (what: string) =>
 
 const positiveInt = z.number().int().positive();
 const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'Expected a SHA-256 as 64 hex digits').transform((s) => s.toLowerCase());
-const URL_SCHEMES = ['http:', 'https:', 'file:'];
-/** Archives may also come from an OCI registry (src/fetch/oci/). */
-const ARCHIVE_SCHEMES = [...URL_SCHEMES, 'oci:', 'oci+http:'];
-
-/** A URL template: `{version}` (and in sidecars `{url}`) expand later. */
-const urlTemplate = z.string().min(1).superRefine((v, ctx) => checkUrl(v, ctx, URL_SCHEMES));
-/** An archive URL template: http(s), file, or an OCI reference. */
-const archiveUrlTemplate = z.string().min(1).superRefine((v, ctx) => checkUrl(v, ctx, ARCHIVE_SCHEMES));
-
-function checkUrl(v: string, ctx: z.RefinementCtx, schemes: string[]): void {
-  const probe = v.replaceAll('{version}', '0').replaceAll('{url}', 'http://x/');
-  let u: URL;
-  try {
-    u = new URL(probe);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `Expected an absolute URL, got ${JSON.stringify(v)}` });
-    return;
-  }
-  if (!schemes.includes(u.protocol)) {
-    const names = schemes.map((s) => s.slice(0, -1));
-    ctx.addIssue({ code: 'custom', message: `Expected a URL with scheme ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
-    return;
-  }
-  if (isOciUrl(probe)) {
-    try {
-      parseOciReference(probe);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `Expected an OCI reference: ${(err as Error).message}` });
-    }
-  }
-}
-
 /** A component name; also a folder name in the store. Shared with src/manifest.ts. */
 export const COMPONENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** A version; also part of a store folder name, so no `/` or leading dot. Shared with src/manifest.ts. */

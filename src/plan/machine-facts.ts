@@ -101,10 +101,18 @@ export async function readMachineFacts(o: ReadFactsOptions = {}): Promise<Machin
 
 function runSmi(cmd: string, timeoutMs: number): Promise<{ version: string } | { error: string }> {
   return new Promise((resolve) => {
+    // Deno without --allow-run throws here rather than calling back.
+    try {
+      start(resolve);
+    } catch (err) {
+      resolve({ error: (err as Error).message.split('\n')[0]! });
+    }
+  });
+  function start(resolve: (r: { version: string } | { error: string }) => void): void {
     execFile(cmd, ['--query-gpu=driver_version', '--format=csv,noheader'], { timeout: timeoutMs, maxBuffer: 64 * 1024 }, (err, stdout) => {
       if (err) return resolve({ error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err.message.split('\n')[0]! });
       const v = parseNvidiaSmiOutput(String(stdout));
       resolve(v ? { version: v } : { error: 'no driver version in its output' });
     });
-  });
+  }
 }
