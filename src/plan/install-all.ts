@@ -15,7 +15,7 @@ import type { Generation, StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { resolveDigest } from '../fetch/digest.ts';
 import { isOciUrl } from '../fetch/oci/reference.ts';
-import { resolveOciSource } from '../fetch/oci/resolve.ts';
+import { isAuthRefusal, resolveOciSource } from '../fetch/oci/resolve.ts';
 import { runInstallWorker } from '../install/worker-client.ts';
 import { removePart } from '../install/part-file.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -118,18 +118,18 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
   const { store, log, config } = opts;
   const t0 = performance.now();
   // An oci:// component: the registry's manifest gives the digest, size, blob URLs and their auth.
-  const oci = isOciUrl(spec.urls[0]!) ? await resolveOciSource(spec, { download: config.download, signal, ...(config.registries ? { tokenFiles: Object.fromEntries(Object.entries(config.registries).map(([h, r]) => [h, r.tokenFile])) } : {}) }) : undefined;
+  const resolveOci = () => resolveOciSource(spec, { download: config.download, signal, ...(config.registries ? { tokenFiles: Object.fromEntries(Object.entries(config.registries).map(([h, r]) => [h, r.tokenFile])) } : {}) });
+  let oci = isOciUrl(spec.urls[0]!) ? await resolveOci() : undefined;
   const sha256 = oci?.sha256 ?? (await resolveDigest(spec, config.download, signal));
   const existing = store.findEntry(spec.name, sha256);
   if (existing) {
     log.info({ event: 'install.reused', component: spec.name, version: spec.version, sha256, entry: existing.dir }, 'archive already in the store');
     return { component: spec.name, version: spec.version, status: 'reused', entry: existing };
   }
-  const stagingDir = store.stagingPath(spec.name);
   // The first progress of a job is logged at once, also in a lander started less than `every` ago.
   let lastLog = -Infinity;
   const every = opts.logProgressEveryMs ?? 5000;
-  const done = await runInstallWorker(
+  const install = (stagingDir: string) => runInstallWorker(
     {
       type: 'install',
       jobId: path.basename(stagingDir),
@@ -166,6 +166,19 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
       },
     },
   );
+  let stagingDir = store.stagingPath(spec.name);
+  let done;
+  try {
+    done = await install(stagingDir);
+  } catch (err) {
+    // A registry token that expired before a retry: a new one, and the download resumes from its .part.
+    if (!oci || !isAuthRefusal(err)) throw err;
+    log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason: (err as Error).message }, 'the registry refused the token; getting a new one and resuming');
+    oci = await resolveOci();
+    if (oci.sha256 !== sha256) throw err; // the tag moved meanwhile: the next reconcile installs what it names now
+    stagingDir = store.stagingPath(spec.name);
+    done = await install(stagingDir);
+  }
   const entry = await store.commitEntry({
     component: spec.name,
     version: spec.version,

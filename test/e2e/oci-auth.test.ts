@@ -28,6 +28,8 @@ let regPort: number;
 let storagePort: number;
 const log: { server: string; method: string; path: string; authorization?: string; range?: string }[] = [];
 const servers: http.Server[] = [];
+/** For the expiry test: a token may fetch one blob only, and the first blob body is cut half-way. */
+const expiry = { on: false, spent: new Set<string>(), issued: 0, cut: false };
 
 async function listen(handler: http.RequestListener): Promise<number> {
   const port = await freePort();
@@ -50,6 +52,18 @@ beforeAll(async () => {
   storagePort = await listen((req, res) => {
     log.push({ server: 'storage', method: req.method!, path: req.url!, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(req.headers.range ? { range: req.headers.range } : {}) });
     if (req.headers.authorization) { res.writeHead(400).end('only one auth mechanism allowed'); return; } // as S3 answers
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const from = range && req.headers['if-range'] === `"${sha}"` ? Number(range[1]) : 0;
+    if (from > 0) {
+      res.writeHead(206, { 'content-length': archive.length - from, 'content-range': `bytes ${from}-${archive.length - 1}/${archive.length}`, etag: `"${sha}"` }).end(archive.subarray(from));
+      return;
+    }
+    if (expiry.on && !expiry.cut) {
+      expiry.cut = true;
+      res.writeHead(200, { 'content-length': archive.length, etag: `"${sha}"` });
+      res.write(archive.subarray(0, archive.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
+      return;
+    }
     res.writeHead(200, { 'content-length': archive.length, etag: `"${sha}"` }).end(archive);
   });
   regPort = await listen((req, res) => {
@@ -58,11 +72,14 @@ beforeAll(async () => {
     const u = new URL(req.url!, 'http://x');
     if (u.pathname === '/token') {
       if (auth !== `Basic ${USER_PASS}`) { res.writeHead(401).end(); return; }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `tok:${u.searchParams.get('scope')}` }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `tok:${u.searchParams.get('scope')}${expiry.on ? `:${++expiry.issued}` : ''}` }));
       return;
     }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/(.+)$/.exec(u.pathname);
-    const ok = auth === `Bearer ${FILE_TOKEN}` || (m !== null && auth === `Bearer tok:repository:${m[1]}:pull`);
+    const scoped = m !== null && (auth === `Bearer tok:repository:${m[1]}:pull` || (expiry.on && auth?.startsWith(`Bearer tok:repository:${m[1]}:pull:`)));
+    const spent = expiry.on && m?.[2] === 'blobs' && auth !== undefined && expiry.spent.has(auth);
+    if (expiry.on && m?.[2] === 'blobs' && auth) expiry.spent.add(auth);
+    const ok = !spent && (auth === `Bearer ${FILE_TOKEN}` || scoped);
     if (!ok) {
       res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${regPort}/token",service="stand-in"${m ? `,scope="repository:${m[1]}:pull"` : ''}` }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
@@ -108,6 +125,25 @@ describe('OCI auth and blob storage', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(log.filter((l) => l.server === 'registry').every((l) => l.authorization === `Bearer ${FILE_TOKEN}`)).toBe(true);
     expect(log.some((l) => l.path.startsWith('/token'))).toBe(false);
+  });
+
+  it('a token that expires before a retry: lander gets a new one and resumes from the partial download', async () => {
+    const docker = path.join(work, 'docker');
+    const cfg = path.join(work, 'c.json');
+    await writeFile(cfg, JSON.stringify({ root: path.join(work, 'root-c'), components: { server: { version: '1.0.0', url: `oci+http://127.0.0.1:${regPort}/lander/server:{version}` } }, download: { retries: 2, backoffInitial: '20ms', backoffMax: '50ms' } }));
+    Object.assign(expiry, { on: true, cut: false, issued: 0 });
+    log.length = 0;
+    try {
+      const r = await runLander(['install', '--config', cfg], { DOCKER_CONFIG: docker });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(await readFile(path.join(work, 'root-c', 'current', 'server', 'VERSION'), 'utf8')).toBe('server 1.0.0');
+      expect(r.logs.filter((l) => l.event === 'download.reauth')).toHaveLength(1);
+      expect(expiry.issued).toBe(2);
+      expect(log.filter((l) => l.server === 'storage').map((l) => l.range)).toEqual([undefined, `bytes=${archive.length >> 1}-`]);
+      expect(r.logs.find((l) => l.event === 'install.verified')?.downloadedBytes).toBe(archive.length - (archive.length >> 1)); // the second run: only the rest
+    } finally {
+      expiry.on = false;
+    }
   });
 
   it('refuses with a reason: no credentials, a container image, a pinned digest that differs', async () => {

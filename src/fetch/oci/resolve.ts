@@ -104,6 +104,15 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
   return { sha256: layer.sha256, size: layer.size, urls, headers, manifestFrom: from.registry };
 }
 
+/** The download failed because a registry answered 401 or 403 (a token expired before a retry), anywhere in the cause chain. */
+export function isAuthRefusal(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e && i < 10; e = (e as { cause?: unknown }).cause, i++) {
+    const status = (e as LanderError).data?.status;
+    if (status === 401 || status === 403) return true;
+  }
+  return false;
+}
+
 function parse(spec: ComponentSpec, url: string): OciReference {
   try {
     return parseOciReference(url);
