@@ -10,7 +10,7 @@ import { ManifestError } from '../base/errors.ts';
 import { isOciUrl } from '../fetch/oci/reference.ts';
 import type { Rollout } from '../plan/rollout.ts';
 import { isDriverConstraint, type Requires } from '../plan/targeting.ts';
-import { manifestForMachine, type MachineContext, type MachineNote } from '../plan/for-machine.ts';
+import { machineView, type MachineContext, type MachineNote } from '../plan/for-machine.ts';
 
 /** One component as a manifest states it: concrete URLs (already absolute) and a digest. */
 export interface ManifestComponent {
@@ -260,13 +260,9 @@ export interface DesiredSpecs {
  *
  * @example desiredSpecs(config, manifest).specs // → planComponents({ components: specs, ... })
  */
-export function desiredSpecs(config: Config, parsed?: ParsedManifest, machine?: MachineContext): DesiredSpecs {
+export function desiredSpecs(config: Config, parsed?: ParsedManifest, machine?: Omit<MachineContext, 'pinned'>): DesiredSpecs {
   // Rollout and targeting: the manifest as this machine reads it (src/plan/for-machine.ts).
-  const pinned = new Set(Object.entries(config.components).flatMap(([n, c]) => (c.version !== undefined ? [n] : [])));
-  const view = parsed ? manifestForMachine(parsed, { facts: { os: process.platform, arch: process.arch }, installed: {}, ...machine, pinned }) : undefined;
-  const manifest = view?.manifest;
-  const notes = view?.notes ?? [];
-  const refused = new Map(notes.filter((n) => n.kind === 'refused' && !manifest!.components[n.component]).map((n) => [n.component, n.message]));
+  const { manifest, notes, refused } = machineView(config, parsed, machine);
   const names = [...Object.keys(config.components)];
   for (const n of [...Object.keys(manifest?.components ?? {}), ...refused.keys()]) if (!names.includes(n)) names.push(n);
   const specs: ComponentSpec[] = [];

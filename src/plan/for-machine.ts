@@ -8,6 +8,7 @@
  * before combining it with the config; nothing else needs to know.
  */
 import type { ManifestChoice, ManifestComponent, ParsedManifest } from '../config/manifest.ts';
+import type { Config } from '../config/schema.ts';
 import { inRollout } from './rollout.ts';
 import { chooseVariant } from './targeting.ts';
 import type { MachineFacts } from './machine-facts.ts';
@@ -106,4 +107,21 @@ export function manifestForMachine(m: ParsedManifest, ctx: MachineContext): { ma
   }
   const { choices: _, ...rest } = m;
   return { manifest: { ...rest, components }, notes };
+}
+
+/**
+ * The one call the desired-specs step makes: the manifest as this machine
+ * reads it (versions the config pins are not held back by a rollout), the
+ * notes for `status`, and the components no variant fits with nothing
+ * installed to keep (each a problem, with its reason, unless the config pins
+ * a version of its own).
+ *
+ * @example const { manifest, notes, refused } = machineView(config, lastGoodManifest, { facts, installed });
+ */
+export function machineView(config: Pick<Config, 'components'>, parsed: ParsedManifest | undefined, machine?: Omit<MachineContext, 'pinned'>): { manifest?: ParsedManifest; notes: MachineNote[]; refused: Map<string, string> } {
+  if (!parsed) return { notes: [], refused: new Map() };
+  const pinned = new Set(Object.entries(config.components).flatMap(([n, c]) => (c.version !== undefined ? [n] : [])));
+  const { manifest, notes } = manifestForMachine(parsed, { facts: machine?.facts ?? { os: process.platform, arch: process.arch }, installed: machine?.installed ?? {}, pinned });
+  const refused = new Map(notes.filter((n) => n.kind === 'refused' && !manifest.components[n.component]).map((n) => [n.component, n.message]));
+  return { manifest, notes, refused };
 }

