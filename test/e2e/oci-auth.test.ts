@@ -163,5 +163,9 @@ describe('OCI auth and blob storage', () => {
     const good = await resolveOciSource(spec(`${reg}/lander/server:1.0.0`), { download: dl, credentials: creds });
     expect(good).toMatchObject({ sha256: sha, size: archive.length, urls: [`http://127.0.0.1:${regPort}/v2/lander/server/blobs/sha256:${sha}`] });
     expect(good.headers[good.urls[0]!]).toEqual({ authorization: 'Bearer tok:repository:lander/server:pull' });
+    // An http(s) mirror after the registry is kept as it is, and gets no token; the registry's digest checks its bytes too.
+    const mixed = await resolveOciSource(spec(`${reg}/lander/server:1.0.0`, { urls: [`${reg}/lander/server:1.0.0`, 'https://mirror.example/server-1.0.0.tar.gz'] }), { download: dl, credentials: creds });
+    expect(mixed.urls).toEqual([good.urls[0], 'https://mirror.example/server-1.0.0.tar.gz']);
+    expect(Object.keys(mixed.headers)).toEqual([good.urls[0]]);
   });
 });
