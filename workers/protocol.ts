@@ -40,6 +40,8 @@ export interface InstallRequest {
   urls: string[];
   /** Expected SHA-256 of the archive, lowercase hex. */
   sha256: string;
+  /** Extra request headers per URL (an OCI registry's `authorization` for its blob URL). */
+  headers?: Record<string, Record<string, string>>;
   /** Maximum archive size in bytes; a longer body is cut and rejected. */
   maxBytes?: number;
   /** `downloads/<sha256>.part`; its metadata lives in `<partPath>.json`. */

@@ -31,6 +31,8 @@ Usage:
                                           re-hash a generation (default: current) against its install records
   lander pack <onedir> --out DIR [...]   split a one-folder build into component archives and a manifest
                                           (options: lander pack --help)
+  lander push DIR oci://HOST/PREFIX       publish lander pack output to an OCI registry as PREFIX/<component>:<version>
+                                          (options: lander push --help)
   lander help
 
 Options:
@@ -58,6 +60,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   if (argv[0] === 'pack') {
     const { packCommand } = await import('./commands/pack.ts');
     return packCommand(argv.slice(1), { stdout: io.stdout, stderr: io.stderr, ...(io.log ? { log: io.log } : {}) });
+  }
+  if (argv[0] === 'push') {
+    const { pushCommand } = await import('./commands/push.ts');
+    return pushCommand(argv.slice(1), { stdout: io.stdout, stderr: io.stderr, ...(io.log ? { log: io.log } : {}) });
   }
   let parsed;
   try {

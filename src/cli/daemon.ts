@@ -76,6 +76,7 @@ export class Daemon implements DaemonControl {
     d.store = await Store.open(d.config.root, d.log);
     try {
       d.reconciler = new Reconciler({ config: d.config, store: d.store, log: d.log });
+      await d.reconciler.readMachineFacts();
       d.#wire();
       d.#api = await startApi({
         control: d,
@@ -197,8 +198,12 @@ export class Daemon implements DaemonControl {
       c = { ...c, root: this.config.root };
     }
     const manifestChanged = JSON.stringify(c.manifest) !== JSON.stringify(this.config.manifest);
+    const idChanged = c.machineId !== this.config.machineId;
     this.config = c;
     this.reconciler.setConfig(c);
+    if (idChanged) {
+      void this.reconciler.readMachineFacts().then(() => this.#reconcile(), (err) => this.log.error({ event: 'reconcile.failed', err }, (err as Error).message));
+    }
     this.#configLoadedAt = new Date().toISOString();
     this.#lastInvalid = undefined;
     this.#emit({ type: 'config', status: 'loaded' });
@@ -241,12 +246,16 @@ export class Daemon implements DaemonControl {
     const components: Record<string, ComponentStatus> = {};
     const desired = this.reconciler.desired.specs;
     const names = new Set([...desired.map((s) => s.name), ...Object.keys(cur?.components ?? {})]);
+    const notes = this.reconciler.desired.notes;
+    for (const n of notes) names.add(n.component);
     for (const name of names) {
       const d = desired.find((s) => s.name === name);
       const c = cur?.components[name];
       const job = this.#jobs.get(name);
+      const note = notes.find((n) => n.component === name);
       components[name] = {
         ...(d ? { desired: d.version } : {}),
+        ...(note ? { note: note.message } : {}),
         ...(c ? { installed: c.version, sha256: c.sha256 } : {}),
         ...(job ? { job } : {}),
         bad: this.store.state.bad[name] ?? [],

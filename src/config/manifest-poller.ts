@@ -77,6 +77,14 @@ export interface PollDelayOptions {
   backoffMaxMs?: number;
   /** Floor of every delay, so a zero interval cannot spin. @default 1000 */
   minMs?: number;
+  /**
+   * The first scheduled poll after the start-up one: with a jitter, it comes
+   * after a random share of the interval, `U[0, interval)`, so a fleet
+   * started together (a power cut, a config push) spreads over one whole
+   * interval at once instead of drifting apart by `jitter` per poll.
+   * @default false
+   */
+  first?: boolean;
   /** @default Math.random */
   random?: () => number;
 }
@@ -86,12 +94,13 @@ export interface PollDelayOptions {
  * so that many landers started together drift apart instead of hitting the
  * release server in step. After failures, the retry comes sooner, on the
  * backoff schedule (at least `backoffInitialMs`), but never later than the interval.
+ * The first scheduled poll comes after a random share of the interval (see `first`).
  *
  * @example nextPollDelay({ intervalMs: 3_600_000, jitter: 0.1 }) // in [3_600_000, 3_960_000)
  */
 export function nextPollDelay(o: PollDelayOptions): number {
   const random = o.random ?? Math.random;
-  const base = o.intervalMs + Math.floor(random() * o.jitter * o.intervalMs);
+  const base = o.first && o.jitter > 0 ? Math.floor(random() * o.intervalMs) : o.intervalMs + Math.floor(random() * o.jitter * o.intervalMs);
   let d = base;
   if ((o.failures ?? 0) > 0) {
     const initialMs = o.backoffInitialMs ?? 1000;
@@ -124,6 +133,8 @@ export class ManifestPoller {
   #failures = 0;
   #status: ManifestPollerStatus;
   #running = false;
+  /** A poll was scheduled since start(): only the first one gets the random phase. */
+  #scheduled = false;
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<PollOutcome> | undefined;
   #abort: AbortController | undefined;
@@ -146,6 +157,7 @@ export class ManifestPoller {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#scheduled = false;
     void this.pollNow().catch(() => undefined);
   }
 
@@ -183,8 +195,10 @@ export class ManifestPoller {
       backoffInitialMs: download?.backoffInitial,
       backoffMaxMs: download?.backoffMax,
       minMs: this.#o.minDelayMs,
+      first: !this.#scheduled,
       random: this.#o.random,
     });
+    this.#scheduled = true;
     this.#o.log.debug({ event: 'manifest.next', url: config.url, delayMs, failures: this.#failures }, 'next manifest poll scheduled');
     this.#timer = setTimeout(() => {
       this.#timer = undefined;

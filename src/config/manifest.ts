@@ -7,6 +7,9 @@
 import { z } from 'zod';
 import { COMPONENT_NAME, VERSION_PATTERN } from './schema.ts';
 import { ManifestError } from '../base/errors.ts';
+import { isOciUrl } from '../fetch/oci/reference.ts';
+import type { Rollout } from '../plan/rollout.ts';
+import { isDriverConstraint, type Requires } from '../plan/targeting.ts';
 
 /** One component as a manifest states it: concrete URLs (already absolute) and a digest. */
 export interface ManifestComponent {
@@ -19,6 +22,23 @@ export interface ManifestComponent {
   size?: number;
   /** Whether landing this component restarts the server. */
   restart?: boolean;
+  /** Staged rollout: only machines whose bucket is below `percent` take this version (src/plan/rollout.ts). */
+  rollout?: Rollout;
+}
+
+/** One build of a component for some machines (cu128 or cu126 libs, say); the first that fits is chosen. */
+export interface ManifestVariant extends ManifestComponent {
+  /** A name for messages and status (`cu128`). */
+  name: string;
+  /** What the machine must have; none: every machine fits. */
+  requires?: Requires;
+}
+
+/** A component that the manifest lists as variants instead of one archive. */
+export interface ManifestChoice {
+  variants: ManifestVariant[];
+  /** Applies to the chosen variant unless it has its own. */
+  rollout?: Rollout;
 }
 
 export interface ParsedManifest {
@@ -30,6 +50,11 @@ export interface ParsedManifest {
   /** ISO date after which the manifest is refused (lander format). */
   expires?: string;
   components: Record<string, ManifestComponent>;
+  /**
+   * Components listed as variants (lander format), chosen per machine by
+   * src/plan/for-machine.ts; a name is in `components` or here, never both.
+   */
+  choices?: Record<string, ManifestChoice>;
 }
 
 export interface ParseManifestOptions {
@@ -51,12 +76,37 @@ const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'Expected a SHA-256 as 64 he
 const version = z.string().regex(VERSION_PATTERN, 'Expected a version of letters, digits and . _ + -');
 const urlRef = z.string().min(1, 'Expected a non-empty URL');
 
-const landerComponent = z.object({
-  version,
+const rolloutSchema = z.object({ percent: z.number().min(0, 'Expected a percent from 0 to 100').max(100, 'Expected a percent from 0 to 100') });
+// Strict: a requirement this lander does not know must not be read as "no requirement".
+const requiresSchema = z.object({
+  nvidiaDriver: z.string().refine(isDriverConstraint, 'Expected a driver constraint like ">=570.26" or ">=560 <570"').optional(),
+  os: z.string().min(1).optional(),
+  arch: z.string().min(1).optional(),
+}).strict();
+const archiveFields = {
   url: z.union([urlRef, z.array(urlRef).min(1, 'Expected at least one URL')]),
   sha256: hex64,
   size: z.number().int().positive().optional(),
   restart: z.boolean().optional(),
+  rollout: rolloutSchema.optional(),
+};
+const variantSchema = z.object({ name: z.string().regex(COMPONENT_NAME, 'Expected a variant name of letters, digits and . _ -'), requires: requiresSchema.optional(), version, ...archiveFields });
+
+const landerComponent = z.object({
+  version: version.optional(),
+  url: archiveFields.url.optional(),
+  sha256: hex64.optional(),
+  size: archiveFields.size,
+  restart: archiveFields.restart,
+  rollout: archiveFields.rollout,
+  variants: z.array(variantSchema).min(1, 'Expected at least one variant').optional(),
+}).superRefine((c, ctx) => {
+  const fields = ['version', 'url', 'sha256'] as const;
+  if (c.variants !== undefined) {
+    for (const k of fields) if (c[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `Expected "${k}" inside each variant, not beside "variants"` });
+    return;
+  }
+  for (const k of fields) if (c[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `Expected "${k}" (or "variants")` });
 });
 
 // Unknown keys are ignored, not refused: a newer producer may add fields
@@ -98,7 +148,8 @@ function resolveUrl(ref: string, base: string, path: PropertyKey[], issues: Mani
     return undefined;
   }
   const baseScheme = new URL(base).protocol;
-  const allowed = baseScheme === 'file:' ? ['http:', 'https:', 'file:'] : ['http:', 'https:'];
+  const remote = ['http:', 'https:', 'oci:', 'oci+http:'];
+  const allowed = baseScheme === 'file:' ? [...remote, 'file:'] : remote;
   if (!allowed.includes(u.protocol)) {
     issues.push({ path: formatPath(path), message: `Expected a URL with scheme ${allowed.map((s) => s.slice(0, -1)).join(', ')}, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
     return undefined;
@@ -141,16 +192,28 @@ function parseLander(value: unknown, opts: ParseManifestOptions): ParsedManifest
     issues.push({ path: 'expires', message: `The manifest expired at ${m.expires}; the publisher must re-sign or re-issue it` });
   }
   const components: Record<string, ManifestComponent> = {};
-  for (const [name, c] of Object.entries(m.components)) {
+  const choices: Record<string, ManifestChoice> = {};
+  type Archive = { version: string; url: string | string[]; sha256: string; size?: number; restart?: boolean; rollout?: Rollout };
+  const archive = (c: Archive, at: PropertyKey[]): ManifestComponent => {
     const refs = Array.isArray(c.url) ? c.url : [c.url];
-    const urls = refs.map((ref, i) => resolveUrl(ref, opts.url, Array.isArray(c.url) ? ['components', name, 'url', i] : ['components', name, 'url'], issues));
+    const urls = refs.map((ref, i) => resolveUrl(ref, opts.url, Array.isArray(c.url) ? [...at, 'url', i] : [...at, 'url'], issues));
     const comp: ManifestComponent = { version: c.version, urls: urls.filter((u): u is string => u !== undefined), sha256: c.sha256 };
     if (c.size !== undefined) comp.size = c.size;
     if (c.restart !== undefined) comp.restart = c.restart;
-    components[name] = comp;
+    if (c.rollout !== undefined) comp.rollout = { percent: c.rollout.percent };
+    return comp;
+  };
+  for (const [name, c] of Object.entries(m.components)) {
+    if (c.variants === undefined) {
+      components[name] = archive(c as Archive, ['components', name]);
+      continue;
+    }
+    const variants = c.variants.map((v, i): ManifestVariant => ({ ...archive(v, ['components', name, 'variants', i]), name: v.name, ...(v.requires ? { requires: { ...v.requires } } : {}) }));
+    choices[name] = { variants, ...(c.rollout ? { rollout: { percent: c.rollout.percent } } : {}) };
   }
   if (issues.length > 0) fail(opts.url, issues);
   const out: ParsedManifest = { format: 'lander', url: opts.url, components };
+  if (Object.keys(choices).length > 0) out.choices = choices;
   if (m.sequence !== undefined) out.sequence = m.sequence;
   if (m.expires !== undefined) out.expires = m.expires;
   return out;

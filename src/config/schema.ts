@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { ConfigError } from '../base/errors.ts';
 import { parseDuration, parseSize } from '../base/units.ts';
 import { parsePublicKey } from './minisign.ts';
+import { isOciUrl } from '../fetch/oci/reference.ts';
+import { archiveUrlTemplate, urlTemplate } from './url-template.ts';
 
 /** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -40,23 +42,6 @@ const size = (what: string) =>
 
 const positiveInt = z.number().int().positive();
 const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'Expected a SHA-256 as 64 hex digits').transform((s) => s.toLowerCase());
-const URL_SCHEMES = ['http:', 'https:', 'file:'];
-
-/** A URL template: `{version}` (and in sidecars `{url}`) expand later. */
-const urlTemplate = z.string().min(1).superRefine((v, ctx) => {
-  const probe = v.replaceAll('{version}', '0').replaceAll('{url}', 'http://x/');
-  let u: URL;
-  try {
-    u = new URL(probe);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `Expected an absolute URL, got ${JSON.stringify(v)}` });
-    return;
-  }
-  if (!URL_SCHEMES.includes(u.protocol)) {
-    ctx.addIssue({ code: 'custom', message: `Expected a URL with scheme http, https or file, got ${JSON.stringify(u.protocol.slice(0, -1))}` });
-  }
-});
-
 /** A component name; also a folder name in the store. Shared with src/manifest.ts. */
 export const COMPONENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** A version; also part of a store folder name, so no `/` or leading dot. Shared with src/manifest.ts. */
@@ -68,7 +53,7 @@ const componentSchema = z
     /** Desired version; expands `{version}` in `url`. Optional when a manifest supplies it. */
     version: z.string().regex(VERSION_PATTERN, 'Expected a version of letters, digits and . _ + -').optional(),
     /** Archive URL, or several mirrors tried in order. Optional when a manifest supplies it. */
-    url: z.union([urlTemplate, z.array(urlTemplate).min(1)]).optional(),
+    url: z.union([archiveUrlTemplate, z.array(archiveUrlTemplate).min(1)]).optional(),
     /** Pinned SHA-256 of the archive. */
     sha256: hex64.optional(),
     /** URL of a `<hex>  <name>` sidecar; `{url}` and `{version}` expand. */
@@ -253,6 +238,13 @@ export const configSchema = z
       .default({}),
     server: serverSchema.optional(),
     manifest: manifestSchema.optional(),
+    /** Per OCI registry (`host[:port]`, as in the `oci://` URL): `tokenFile`, an absolute path whose text is sent as `Authorization: Bearer`. Without it, ~/.docker/config.json (`docker login`) or anonymous. */
+    registries: z.record(
+      z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'Expected a registry as host or host:port'),
+      z.object({ tokenFile: z.string().refine((p) => path.isAbsolute(p), { message: 'Expected an absolute path' }) }).strict(),
+    ).optional(),
+    /** This machine's id for staged rollouts (README "Many machines"). @default the contents of /etc/machine-id */
+    machineId: z.string().regex(/^\S{1,256}$/, 'Expected a machine id of 1 to 256 characters without spaces').optional(),
     api: apiSchema.default({}),
     download: downloadSchema,
     limits: limitsSchema,
@@ -290,7 +282,7 @@ export const configSchema = z
       for (const key of ['version', 'url'] as const) {
         if (comp[key] === undefined) ctx.addIssue({ code: 'custom', message: `Expected "${key}" (no manifest is configured to supply it)`, path: ['components', name, key] });
       }
-      if (comp.sha256 === undefined && comp.sha256Url === undefined) {
+      if (comp.sha256 === undefined && comp.sha256Url === undefined && !firstIsOci(comp)) {
         ctx.addIssue({ code: 'custom', message: 'Expected one of "sha256" or "sha256Url": lander never installs an archive it cannot verify', path: ['components', name] });
       }
     }
@@ -311,6 +303,7 @@ export interface ComponentSpec {
   version: string;
   /** Mirrors, tried in order. */
   urls: string[];
+  /** Neither this nor `sha256Url` when `urls[0]` is an `oci://` reference: the registry's manifest gives the digest. */
   sha256?: string;
   sha256Url?: string;
   size?: number;
@@ -327,6 +320,12 @@ export interface ConfigIssue {
 /** `{version}` and `{url}` in a template, replaced. */
 export function expandTemplate(t: string, vars: { version: string; url?: string }): string {
   return t.replaceAll('{version}', vars.version).replaceAll('{url}', vars.url ?? '{url}');
+}
+
+/** The first URL is an OCI reference: the digest comes from the registry's manifest (its layer descriptor), no sidecar needed. */
+export function firstIsOci(c: { url?: string | string[] | undefined }): boolean {
+  const first = Array.isArray(c.url) ? c.url[0] : c.url;
+  return first !== undefined && isOciUrl(first);
 }
 
 function formatPath(p: readonly PropertyKey[]): string {

@@ -67,19 +67,27 @@ export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<H
   const maxRedirects = opts.maxRedirects ?? 10;
   let current = new URL(url);
   if (current.protocol === 'file:') return fileGet(current, opts);
+  let o = opts;
   for (let hop = 0; ; hop++) {
     if (current.protocol !== 'http:' && current.protocol !== 'https:') {
       throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${url}: redirected to the unsupported URL scheme ${current.protocol}`, { data: { url, location: current.href } });
     }
-    const res = await requestOnce(current, opts);
+    const res = await requestOnce(current, o);
     const location = res.headers.location;
     if (!REDIRECTS.has(res.status) || location === undefined) return res;
     res.body.destroy();
     if (hop >= maxRedirects) {
       throw new DownloadError('ERR_TOO_MANY_REDIRECTS', `Cannot download ${url}: more than ${maxRedirects} redirects`, { data: { url, lastUrl: current.href } });
     }
-    current = new URL(location, current);
+    const next = new URL(location, current);
+    // A registry's token is for the registry: blob storage it redirects to gets a signed URL instead (as curl and docker do).
+    if (next.origin !== current.origin && o.headers) o = { ...o, headers: withoutAuthorization(o.headers) };
+    current = next;
   }
+}
+
+function withoutAuthorization(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).filter(([k]) => k.toLowerCase() !== 'authorization'));
 }
 
 async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {

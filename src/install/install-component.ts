@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { ComponentSpec, Config } from '../config/schema.ts';
 import { resolveDigest } from '../fetch/digest.ts';
+import { ociInstallSource, ociRequestFields, withTokenRenewal } from '../fetch/oci/install-source.ts';
 import type { Logger } from '../report/log.ts';
 import type { StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
@@ -17,7 +18,7 @@ import type { ProgressEvent } from '../../workers/protocol.ts';
 export type JobPhase = 'queued' | 'digest' | 'download' | 'commit';
 
 export interface InstallContext {
-  config: Pick<Config, 'download' | 'limits' | 'disk'>;
+  config: Pick<Config, 'download' | 'limits' | 'disk' | 'registries'>;
   store: Store;
   log: Logger;
   /** Every progress event, with the spec (and so the version) it belongs to. */
@@ -40,7 +41,9 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
   const { store, log, config } = ctx;
   const t0 = performance.now();
   ctx.onPhase?.(spec, 'digest');
-  const sha256 = await resolveDigest(spec, config.download, signal);
+  // An oci:// component: the registry's manifest gives the digest, size, blob URLs and their auth.
+  const oci = await ociInstallSource(spec, config, signal);
+  const sha256 = oci?.sha256 ?? (await resolveDigest(spec, config.download, signal));
   const existing = store.findEntry(spec.name, sha256);
   if (existing) {
     // Remember that this version resolves to this digest, so the next plan needs no sidecar.
@@ -49,19 +52,20 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
     return { status: 'reused', entry: existing, durationMs: Math.round(performance.now() - t0) };
   }
   ctx.onPhase?.(spec, 'download');
-  const stagingDir = store.stagingPath(spec.name);
   // The first progress of a job is logged at once, also in a lander started less than `every` ago.
   let lastLog = -Infinity;
   const every = ctx.logProgressEveryMs ?? 5000;
-  const done = await runInstallWorker(
+  let stagingDir = '';
+  const install = (source: typeof oci) => {
+    stagingDir = store.stagingPath(spec.name);
+    return runInstallWorker(
     {
       type: 'install',
       jobId: path.basename(stagingDir),
       component: spec.name,
       version: spec.version,
-      urls: spec.urls,
+      ...ociRequestFields(spec, source),
       sha256,
-      ...(spec.size !== undefined ? { maxBytes: spec.size } : {}),
       partPath: store.partPath(sha256),
       stagingDir,
       download: {
@@ -88,7 +92,10 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
         log[e.level]({ event: e.event, component: spec.name, version: spec.version, ...e.fields }, e.msg);
       },
     },
-  );
+    );
+  };
+  // A registry token that expired before a retry: a new one, and the download resumes from its .part.
+  const done = await withTokenRenewal(spec, config, oci, signal, install, (reason) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming'));
   ctx.onPhase?.(spec, 'commit');
   const entry = await store.commitEntry({
     component: spec.name,

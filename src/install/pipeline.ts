@@ -245,7 +245,7 @@ class InstallJob {
     let res: HttpResponse;
     try {
       res = await httpGet(url, {
-        offset, ifRange, signal: this.ctx.signal,
+        offset, ifRange, signal: this.ctx.signal, ...(req.headers?.[url] ? { headers: req.headers[url] } : {}),
         connectTimeoutMs: req.download.connectTimeoutMs, idleTimeoutMs: req.download.idleTimeoutMs,
       });
     } catch (err) {

@@ -6,12 +6,16 @@
  */
 import { expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from '../config/schema.ts';
 import type { ManifestComponent, ParsedManifest } from '../config/manifest.ts';
+import { isOciUrl } from '../fetch/oci/reference.ts';
+import { machineView, type MachineContext, type MachineNote } from './for-machine.ts';
 
 export interface DesiredSpecs {
   /** Complete components, ready for the planner, config components first in config order. */
   specs: ComponentSpec[];
-  /** Components that cannot be installed as things stand; each is left out of `specs`. */
+  /** Components that cannot be installed as things stand; each is left out of `specs`, and while any is, nothing lands. */
   problems: { component: string; message: string }[];
+  /** Per component, why the manifest's entry was not taken as is (variant chosen, waiting for rollout, refused). */
+  notes: MachineNote[];
 }
 
 /**
@@ -22,7 +26,9 @@ export interface DesiredSpecs {
  * - The manifest supplies what the config leaves out.
  * - Components the manifest lists and the config does not are installed too.
  * - A component still missing its version, URL or digest is reported as a
- *   problem and not installed; the others go ahead.
+ *   problem; the reconciler then lands nothing (landing the rest would drop it).
+ * - Rollout and targeting (for-machine.ts) first turn the manifest into this
+ *   machine's view of it: a variant chosen, a version held back, or refused.
  * - The manifest's URL, digest, size and restart belong to the manifest's
  *   version. When the config pins a different version, they are not used:
  *   the config must then give its own `url` (a `{version}` template) and its
@@ -35,17 +41,24 @@ export interface DesiredSpecs {
  *
  * @example desiredSpecs(config, manifest).specs // → planComponents({ components: specs, ... })
  */
-export function desiredSpecs(config: Config, manifest?: ParsedManifest): DesiredSpecs {
+export function desiredSpecs(config: Config, parsed?: ParsedManifest, machine?: Omit<MachineContext, 'pinned'>): DesiredSpecs {
+  // Rollout and targeting: the manifest as this machine reads it (src/plan/for-machine.ts).
+  const { manifest, notes, refused } = machineView(config, parsed, machine);
   const names = [...Object.keys(config.components)];
-  for (const n of Object.keys(manifest?.components ?? {})) if (!names.includes(n)) names.push(n);
+  for (const n of [...Object.keys(manifest?.components ?? {}), ...refused.keys()]) if (!names.includes(n)) names.push(n);
   const specs: ComponentSpec[] = [];
   const problems: DesiredSpecs['problems'] = [];
   for (const name of names) {
+    const no = refused.get(name);
+    if (no !== undefined && config.components[name]?.version === undefined) {
+      problems.push({ component: name, message: no });
+      continue;
+    }
     const r = combine(name, config.components[name] ?? {}, manifest?.components[name], manifest !== undefined);
     if (typeof r === 'string') problems.push({ component: name, message: r });
     else specs.push(r);
   }
-  return { specs, problems };
+  return { specs, problems, notes };
 }
 
 /** One component's spec, or why it cannot have one. */
@@ -70,6 +83,7 @@ function combine(name: string, c: ComponentConfig, m: ManifestComponent | undefi
   if (c.sha256 !== undefined) spec.sha256 = c.sha256;
   else if (c.sha256Url !== undefined) spec.sha256Url = expandTemplate(c.sha256Url, { version, url: urls[0] });
   else if (same) spec.sha256 = m.sha256;
+  else if (isOciUrl(urls[0]!)) { /* the registry's manifest gives the digest */ }
   else return `Cannot install ${name} ${version}: no digest; set "sha256" or "sha256Url" in the config${missing}`;
 
   const size = c.size ?? (same ? m.size : undefined);

@@ -18,6 +18,8 @@ import { Supervisor } from '../supervise/supervisor.ts';
 import { waitForIdle } from '../supervise/idle-gate.ts';
 import { clearServerRecord, reapOrphanServer, recordServer } from '../supervise/orphan-server.ts';
 import { desiredSpecs, type DesiredSpecs } from './desired.ts';
+import type { InstalledComponent } from './for-machine.ts';
+import { readMachineFacts, type MachineFacts } from './machine-facts.ts';
 import { installComponents, type ComponentOutcome, type InstallResult } from './install-components.ts';
 import { entrySatisfies, planLanding } from './planner.ts';
 import { JobQueue } from './queue.ts';
@@ -61,6 +63,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   #config: Config;
   #manifest: ParsedManifest | undefined;
   #desired: DesiredSpecs;
+  /** Machine id, OS, arch, NVIDIA driver: what rollouts and variants are decided on. */
+  #facts: MachineFacts = { os: process.platform, arch: process.arch };
   #landing: Promise<unknown> = Promise.resolve();
   #stopping = false;
   #recording: Promise<unknown> = Promise.resolve();
@@ -93,6 +97,25 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /** The manifest in force (the last good one), or none; the next reconcile works from it. */
   setManifest(manifest: ParsedManifest | undefined): void {
     this.#manifest = manifest;
+  }
+
+  /** Reads (again) the machine facts that rollouts and variants are decided on; at start and when `machineId` changes. */
+  async readMachineFacts(): Promise<MachineFacts> {
+    const c = this.#config;
+    const f = await readMachineFacts(c.machineId !== undefined ? { machineId: c.machineId } : {});
+    this.#facts = f;
+    this.log.info({ event: 'machine.facts', machineId: f.machineId !== undefined, machineIdSource: f.machineIdSource, os: f.os, arch: f.arch, nvidiaDriver: f.nvidiaDriver, nvidiaDriverSource: f.nvidiaDriverSource, nvidiaDriverError: f.nvidiaDriverError }, 'machine facts for rollouts and variants');
+    return f;
+  }
+
+  /** What runs now, per component, as rollout and targeting see it (they keep it when the manifest's entry is not for this machine). */
+  #installed(): Record<string, InstalledComponent> {
+    const installed: Record<string, InstalledComponent> = {};
+    for (const [name, c] of Object.entries(this.store.current()?.components ?? {})) {
+      const e = this.store.state.entries.find((x) => x.dir === c.entry);
+      if (e) installed[name] = { version: c.version, sha256: c.sha256, source: e.source };
+    }
+    return installed;
   }
 
   /** A manifest is configured and none has been read yet. */
@@ -160,7 +183,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       return { components: [], errors: [], waiting: true };
     }
     const config = this.#config;
-    const desired = desiredSpecs(config, this.#manifest);
+    const desired = desiredSpecs(config, this.#manifest, { facts: this.#facts, installed: this.#installed() });
     this.#desired = desired;
     const problems = desired.problems.map((p) => new LanderError('ERR_DESIRED', p.message, { data: { component: p.component } }));
     for (const p of desired.problems) this.log.warn({ event: 'desired.problem', ...p }, p.message);

@@ -17,6 +17,8 @@ export interface ComponentStatus {
   job?: { version: string; phase: 'queued' | 'digest' | 'download' | 'commit'; bytes: number; total?: number; rate: number; startedAt: string };
   /** Versions that failed on the server and are not retried. */
   bad: string[];
+  /** Rollout or targeting: "waiting for rollout: bucket 63, rollout 25%; keeping 1.1.0", "variant cu128 (...)". */
+  note?: string;
 }
 
 export interface DaemonStatus {

@@ -32,7 +32,7 @@ const cases: [string, string, string, RegExp][] = [
   ['unknown component key (typo)', edit((c) => { c.components.server.verison = '1'; }), 'components.server', /Unknown key\(s\) "verison"/],
   ['version of the wrong type', edit((c) => { c.components.server.version = 3; }), 'components.server.version', /expected string/i],
   ['version with a path in it', edit((c) => { c.components.server.version = '../0.3.1'; }), 'components.server.version', /letters, digits/],
-  ['url with an ftp scheme', edit((c) => { c.components.server.url = 'ftp://example.com/x.tar.gz'; }), 'components.server.url', /scheme http, https or file, got "ftp"/],
+  ['url with an ftp scheme', edit((c) => { c.components.server.url = 'ftp://example.com/x.tar.gz'; }), 'components.server.url', /scheme http, https, file, oci or oci\+http, got "ftp"/],
   ['url with a javascript scheme', edit((c) => { c.components.server.url = 'javascript:alert(1)'; }), 'components.server.url', /got "javascript"/],
   ['relative url', edit((c) => { c.components.server.url = 'releases/x.tar.gz'; }), 'components.server.url', /absolute URL/],
   ['empty mirror list', edit((c) => { c.components.server.url = []; }), 'components.server.url', /.+/],

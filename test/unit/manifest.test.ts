@@ -184,6 +184,21 @@ describe('desiredSpecs', () => {
 });
 
 describe('nextPollDelay', () => {
+  it('offsets the first scheduled poll by a random share of the whole interval, so a fleet started together spreads out', () => {
+    const first = (r: number) => nextPollDelay({ intervalMs: 3_600_000, jitter: 0.1, first: true, random: () => r });
+    expect(first(0.5)).toBe(1_800_000);
+    expect(first(0.999)).toBe(3_596_400);
+    expect(first(0)).toBe(1000); // the floor
+    // 100 landers: their first polls spread over the interval (deciles all hit), not within 10% of it.
+    let seed = 7;
+    const lcg = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const deciles = new Set(Array.from({ length: 100 }, () => Math.floor(nextPollDelay({ intervalMs: 3_600_000, jitter: 0.1, first: true, random: lcg }) / 360_000)));
+    expect(deciles.size).toBe(10);
+    // No jitter asked for: no phase either; and later polls keep interval + jitter.
+    expect(nextPollDelay({ intervalMs: 60_000, jitter: 0, first: true, random: () => 0.5 })).toBe(60_000);
+    expect(nextPollDelay({ intervalMs: 60_000, jitter: 0.1, first: false, random: () => 0.5 })).toBe(63_000);
+  });
+
   it('stays within [interval, interval * (1 + jitter)]', () => {
     for (const random of [() => 0, () => 0.5, () => 0.999999, Math.random]) {
       const d = nextPollDelay({ intervalMs: 60_000, jitter: 0.1, random });

@@ -31,6 +31,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
   const stop = () => void reconciler.shutdown();
   opts.signal?.addEventListener('abort', stop, { once: true });
   try {
+    await reconciler.readMachineFacts();
     let manifestError: LanderError | undefined;
     const poller = manifestPoller({ config, store, log, onManifest: (m) => reconciler.setManifest(m), onError: (err) => (manifestError = err) });
     if (poller) {

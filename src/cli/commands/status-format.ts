@@ -45,7 +45,7 @@ export function formatDaemonStatus(s: DaemonStatus): string {
   if (s.lastCheckAt) lines.push(`last check  ${safe(s.lastCheckAt)}`);
   lines.push('', 'component     desired         installed       activity');
   for (const [n, c] of Object.entries(s.components)) {
-    const activity = c.job ? jobText(c.job) : '-';
+    const activity = c.job ? jobText(c.job) : c.note ? safe(c.note) : '-';
     lines.push(`${pad(n, 13)} ${pad(c.desired ?? '-', 15)} ${pad(c.installed ?? '-', 15)} ${activity}${c.bad.length ? `  bad: ${c.bad.map(safe).join(', ')}` : ''}`);
   }
   lines.push('', 'generations');

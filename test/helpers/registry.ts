@@ -1,0 +1,102 @@
+/**
+ * A real OCI registry on loopback: Debian's `docker-registry` (distribution
+ * 2.8), started by the test with its own storage folder, optionally as a
+ * pull-through cache of another (`proxy.remoteurl`; start the origin first:
+ * a cache exits when its origin does not answer at start-up). Its access log
+ * (stderr) is kept, so tests count what the registry served.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { freePort } from './free-port.ts';
+
+export const REGISTRY_BIN = '/usr/bin/docker-registry';
+
+/** Why the registry tests cannot run here, or undefined. */
+export function registryMissing(): string | undefined {
+  if (!existsSync(REGISTRY_BIN)) return `${REGISTRY_BIN} (Debian package docker-registry) is not installed`;
+  return undefined;
+}
+
+export interface Registry {
+  /** `127.0.0.1:PORT`. */
+  host: string;
+  url: string;
+  /** Access-log lines so far (method, path, status). */
+  requests(): { method: string; path: string; status: number; bytes: number }[];
+  stop(): Promise<void>;
+}
+
+export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}): Promise<Registry> {
+  await mkdir(path.join(dir, 'storage'), { recursive: true });
+  const port = await freePort();
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: false',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${path.join(dir, 'storage')}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    `  secret: lander-test-secret-${port}`,
+    ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'config.yml');
+  await writeFile(file, config);
+  const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout!.on('data', (c: Buffer) => { log += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (exited) throw new Error(`docker-registry exited at start-up:\n${log}`);
+    if (await ping(`${url}/v2/`)) break;
+    if (i >= 200) {
+      child.kill('SIGKILL');
+      throw new Error(`docker-registry did not answer on ${url} after 200 tries:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    host: `127.0.0.1:${port}`,
+    url,
+    requests: () => [...log.matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-)/g)].map((m) => ({ method: m[1]!, path: m[2]!, status: Number(m[3]), bytes: Number(m[4]) || 0 })),
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
+
+function ping(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+  });
+}
+
+/** nginx from Debian's nginx-light, with its http proxy module (checked by `nginx -V`). */
+export function nginxMissing(): string | undefined {
+  if (!existsSync('/usr/sbin/nginx')) return '/usr/sbin/nginx (Debian package nginx-light) is not installed';
+  const v = spawnSync('/usr/sbin/nginx', ['-V'], { encoding: 'utf8' });
+  if (`${v.stdout}${v.stderr}`.includes('--without-http_proxy_module')) return 'nginx was built without the proxy module';
+  return undefined;
+}
