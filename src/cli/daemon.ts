@@ -222,7 +222,7 @@ export class Daemon implements DaemonControl {
   }
 
   #rejectConfig(err: ConfigError): void {
-    const issues = (err.data.issues as { path: string; message: string }[] | undefined) ?? [{ path: '(file)', message: err.message }];
+    const issues = err.issues.length > 0 ? err.issues : [{ path: '(file)', message: err.message }];
     this.#lastInvalid = { at: new Date().toISOString(), issues };
     this.#emit({ type: 'config', status: 'invalid', issues });
   }
