@@ -18,6 +18,8 @@ export interface CommandSpec {
   summary: string;
   /** The usage line after `lander `. */
   usage: string;
+  /** Positional arguments, all required. */
+  args?: string[];
   options: Record<string, OptionSpec>;
   exits: [number, string][];
   example: string;
@@ -91,7 +93,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'unmark', summary: 'clear the "bad" mark of a component version, so lander tries it again',
-    usage: 'unmark COMPONENT VERSION [--config FILE | --root DIR]',
+    usage: 'unmark COMPONENT VERSION [--config FILE | --root DIR]', args: ['COMPONENT', 'VERSION'],
     options: { config, root, ...common },
     exits: [[0, 'the mark is cleared (or there was none)'], [1, 'the store cannot be written (a running daemon holds it: stop it, or let it pick the version up after unmarking)'], [2, 'bad usage or config']],
     example: 'lander unmark server 1.4.2',
@@ -111,7 +113,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'sign', summary: 'write FILE.minisig (minisign format; the trusted comment carries the manifest\'s sequence)',
-    usage: 'sign FILE --key KEYFILE [--trusted-comment TEXT] [--legacy]',
+    usage: 'sign FILE --key KEYFILE [--trusted-comment TEXT] [--legacy]', args: ['FILE'],
     options: {
       key: { type: 'string', arg: 'KEYFILE', help: 'the secret key (lander keygen, or minisign -G)' },
       'trusted-comment': { type: 'string', arg: 'TEXT', help: 'the trusted comment (default: the manifest\'s sequence and a timestamp)' },

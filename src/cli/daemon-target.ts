@@ -29,7 +29,7 @@ export async function readDaemonTarget(configPath: string, rootFlag?: string): P
   try {
     text = await readFile(configPath, 'utf8');
   } catch (cause) {
-    throw new ConfigError(`Cannot read the config file ${configPath}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}; pass --config FILE or --root DIR`, { cause, data: { source: configPath, issues: [{ path: '(file)', message: (cause as Error).message }] } });
+    throw new ConfigError(`Cannot read the config file ${configPath}: ${(cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (cause as Error).message}; pass --config FILE, or --root DIR to reach the daemon`, { cause, data: { source: configPath, issues: [{ path: '(file)', message: (cause as Error).message }] } });
   }
   try {
     const config = parseConfig(text, configPath);

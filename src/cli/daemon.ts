@@ -57,6 +57,8 @@ export class Daemon implements DaemonControl {
   #stopped = false;
   /** Last sign of life of each job in flight (ms since the epoch), for the stuck-job check. */
   #jobTouched = new Map<string, number>();
+  /** Desired versions already announced as skipped for being bad (one 'bad' event each). */
+  #skipSaid = new Set<string>();
   readonly #notify: SystemdNotifier;
 
   private constructor(opts: DaemonOptions) {
@@ -191,6 +193,12 @@ export class Daemon implements DaemonControl {
     this.#lastCheckAt = new Date().toISOString();
     const run = this.lander.reconcile().then(
       (r) => {
+        for (const s of this.#specs()) {
+          const key = `${s.name}@${s.version}`;
+          if (!this.store.isBad(s.name, s.version) || this.#skipSaid.has(key)) continue;
+          this.#skipSaid.add(key);
+          this.#emit({ type: 'bad', component: s.name, version: s.version, action: 'skipped' });
+        }
         if (r.errors.length > 0) this.log.warn({ event: 'reconcile.incomplete', errors: r.errors.map((e) => (e as LanderError).code ?? e.message) }, 'some components could not be installed; the server keeps running on the current generation');
       },
       (err) => this.log.error({ event: 'reconcile.failed', err }, (err as Error).message),
@@ -246,7 +254,8 @@ export class Daemon implements DaemonControl {
         this.#manifest = parsed;
         this.#reconcile();
       },
-      onError: (err) => this.log.warn({ event: 'manifest.error', url: m.url, code: err.code, err }, 'manifest check failed; keeping the last good manifest'),
+      // The poller logged the failure (manifest.error) and keeps it for /status: said once.
+      onError: () => undefined,
     });
     this.#poller = poller;
     poller.start();
@@ -321,6 +330,17 @@ export class Daemon implements DaemonControl {
 
   async rollback(): Promise<{ from: number | null; to: number }> {
     return this.lander.rollbackToPrevious('operator asked for a rollback');
+  }
+
+  async unmark(component: string, version: string): Promise<{ cleared: boolean }> {
+    const cleared = await this.store.unmarkBad(component, version);
+    this.log.info({ event: 'install.unmarked', component, version, cleared }, cleared ? 'the bad mark is cleared; trying this version again' : 'this version was not marked bad');
+    if (cleared) {
+      this.#skipSaid.delete(`${component}@${version}`);
+      this.#emit({ type: 'bad', component, version, action: 'unmarked' });
+      this.#reconcile();
+    }
+    return { cleared };
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {

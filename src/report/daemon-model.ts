@@ -49,7 +49,9 @@ export type DaemonEvent =
   | { type: 'server.state'; from: string; to: string; pid?: number; generation?: number | string }
   | { type: 'landed'; generation: number; from: number | null; restarted: boolean; durationMs: number }
   | { type: 'rollback'; from: number; to: number | null; reason: string; bad: Record<string, string> }
-  | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] };
+  | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] }
+  /** A desired version is marked bad and skipped (once per version), or an operator cleared the mark. */
+  | { type: 'bad'; component: string; version: string; action: 'skipped' | 'unmarked' };
 
 /** Lander's own health (`GET /healthz`): ok only when every check is. */
 export interface DaemonHealth {
@@ -73,6 +75,8 @@ export interface DaemonControl {
   restart(): Promise<{ pid?: number; generation?: number | string }>;
   /** Swaps back to the previous good generation and restarts the server there. */
   rollback(): Promise<{ from: number | null; to: number }>;
+  /** Clears the bad mark of a component version (`lander unmark`) and reconciles; `cleared` false when it was not marked. */
+  unmark(component: string, version: string): Promise<{ cleared: boolean }>;
   /** Subscribes to events; returns the unsubscribe function. */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
   /** Prometheus text exposition (format 0.0.4). */

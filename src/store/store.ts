@@ -258,6 +258,17 @@ export class Store {
     await this.save();
   }
 
+  /** Clears the bad mark of `version` (the operator's `lander unmark`); false when it was not marked. */
+  async unmarkBad(component: string, version: string): Promise<boolean> {
+    const list = this.state.bad[component];
+    if (!list?.includes(version)) return false;
+    const rest = list.filter((v) => v !== version);
+    if (rest.length > 0) this.state.bad[component] = rest;
+    else delete this.state.bad[component];
+    await this.save();
+    return true;
+  }
+
   isBad(component: string, version: string): boolean {
     return this.state.bad[component]?.includes(version) ?? false;
   }

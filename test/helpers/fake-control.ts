@@ -80,6 +80,11 @@ export class FakeControl implements DaemonControl {
     return { from: 2, to: 1 };
   }
 
+  async unmark(component: string, version: string): Promise<{ cleared: boolean }> {
+    this.calls.push(`unmark ${component} ${version}`);
+    return { cleared: true };
+  }
+
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

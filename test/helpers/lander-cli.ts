@@ -21,7 +21,7 @@ export interface CliResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** stdout's JSON log lines, parsed. */
+  /** The JSON log lines, parsed: stdout's (lander run) then stderr's (every one-shot command). */
   logs: LogRecord[];
 }
 
@@ -50,7 +50,7 @@ export function startLander(args: string[], env: Record<string, string> = {}): {
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const done = new Promise<CliResult>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, logs: parseLogs(stdout) }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, logs: [...parseLogs(stdout), ...parseLogs(stderr)] }));
   });
   return { child, finished: () => done, output: () => stdout };
 }

@@ -45,7 +45,8 @@ export function formatDaemonStatus(s: DaemonStatus): string {
   if (s.lastCheckAt) lines.push(`last check  ${safe(s.lastCheckAt)}`);
   lines.push('', 'component     desired         installed       activity');
   for (const [n, c] of Object.entries(s.components)) {
-    const activity = c.job ? jobText(c.job) : '-';
+    const skipped = c.desired !== undefined && c.bad.includes(c.desired) ? `skipped: ${safe(c.desired)} is marked bad (lander unmark ${safe(n)} ${safe(c.desired)})` : '';
+    const activity = c.job ? jobText(c.job) : skipped || '-';
     lines.push(`${pad(n, 13)} ${pad(c.desired ?? '-', 15)} ${pad(c.installed ?? '-', 15)} ${activity}${c.bad.length ? `  bad: ${c.bad.map(safe).join(', ')}` : ''}`);
   }
   lines.push('', 'generations');
@@ -75,6 +76,10 @@ export function formatEvent(e: DaemonEvent): string | undefined {
       return `rollback  generation ${e.from} -> ${e.to ?? '(none)'}: ${safe(e.reason)}`;
     case 'config':
       return `config    ${safe(e.status)}${e.issues?.length ? `: ${e.issues.map((i) => `${safe(i.path)}: ${safe(i.message)}`).join('; ')}` : ''}`;
+    case 'bad':
+      return e.action === 'skipped'
+        ? `bad       ${safe(e.component)} ${safe(e.version)} is marked bad and skipped; lander unmark ${safe(e.component)} ${safe(e.version)} tries it again`
+        : `bad       ${safe(e.component)} ${safe(e.version)} unmarked; trying it again`;
     default:
       return `event     ${safe((e as { type?: unknown }).type)}`;
   }
