@@ -41,6 +41,15 @@ export function parseLogs(text: string): LogRecord[] {
   });
 }
 
+/** What a command said on stderr beyond its info logs: warnings, errors, human lines. A clean run has none. */
+export function complaints(r: Pick<CliResult, 'stderr'>): string[] {
+  return r.stderr.split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    const [rec] = parseLogs(l);
+    return !rec || !['trace', 'debug', 'info'].includes(rec.level);
+  });
+}
+
 /** Starts lander; the caller waits with `finished()`. */
 export function startLander(args: string[], env: Record<string, string> = {}): { child: ChildProcess; finished: () => Promise<CliResult>; output: () => string } {
   const { cmd, argv } = landerArgv(args);
