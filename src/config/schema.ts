@@ -140,8 +140,10 @@ const healthSchema = z
     status: z.number().int().min(100).max(599).default(200),
     /** Keys the probe's JSON body must have with these values, e.g. {"status": "healthy"}. */
     json: z.record(z.string(), z.unknown()).optional(),
-    /** Time between probes. @default "500ms" */
+    /** Time between readiness probes while the server starts (they begin faster and double up to this). @default "500ms" */
     interval: duration('health.interval', 10).default(500),
+    /** Time between liveness probes once the server is healthy: calmer, so a server that logs its requests is not flooded. @default "5s" */
+    livenessInterval: duration('health.livenessInterval', 10).default(5_000),
     /** Time the server has to become healthy after start. @default "120s" */
     timeout: duration('health.timeout').default(120_000),
     /** Time one probe may take. @default "5s" */

@@ -16,6 +16,7 @@ import type { Generation } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { Supervisor } from '../supervise/supervisor.ts';
 import { waitForIdle } from '../supervise/idle-gate.ts';
+import { reportEnvironmentFailure } from '../supervise/spawn-environment.ts';
 import { clearServerRecord, reapOrphanServer, recordServer } from '../supervise/orphan-server.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
 
@@ -85,6 +86,7 @@ export class Lander extends EventEmitter<LanderEvents> {
       } catch (err) {
         // A start cancelled by shutdown says nothing about the generation.
         if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
+        if (hasCode(err, 'ERR_SERVER_ENVIRONMENT')) return this.#recordError(reportEnvironmentFailure(this.log, g.id, err));
         this.log.error({ event: 'server.start-failed', generation: g.id, err }, 'the server did not become healthy from the current generation');
         const prev = this.store.previousGood();
         if (prev) await this.#rollback(g, prev, (err as Error).message);
@@ -167,6 +169,7 @@ export class Lander extends EventEmitter<LanderEvents> {
     } catch (err) {
       // Shutdown cancelled the start: no verdict on the new generation; the next start health-checks `current`.
       if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
+      if (hasCode(err, 'ERR_SERVER_ENVIRONMENT')) return this.#recordError(reportEnvironmentFailure(this.log, g.id, err));
       const prev = from !== null && from !== g.id ? this.store.state.generations.find((x) => x.id === from && x.status !== 'bad') : this.store.previousGood();
       await this.#rollback(g, prev ?? this.store.previousGood(), (err as Error).message, err);
       return;
