@@ -11,7 +11,7 @@ import { parseConfig, type Config } from '../config/schema.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { watchConfig } from '../config/watch.ts';
 import type { ComponentStatus, DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../report/daemon-model.ts';
-import { LanderError, type ConfigError } from '../base/errors.ts';
+import { hasCode, LanderError, type ConfigError } from '../base/errors.ts';
 import { Lander } from '../plan/reconciler.ts';
 import type { Logger } from '../report/log.ts';
 import { desiredSpecs, type ParsedManifest } from '../config/manifest.ts';
@@ -59,6 +59,8 @@ export class Daemon implements DaemonControl {
   #jobTouched = new Map<string, number>();
   /** Desired versions already announced as skipped for being bad (one 'bad' event each). */
   #skipSaid = new Set<string>();
+  /** Components the last reconcile could not bring to their desired version: name → why (for /healthz). */
+  #failing: Record<string, string> = {};
   readonly #notify: SystemdNotifier;
 
   private constructor(opts: DaemonOptions) {
@@ -193,6 +195,8 @@ export class Daemon implements DaemonControl {
     this.#lastCheckAt = new Date().toISOString();
     const run = this.lander.reconcile().then(
       (r) => {
+        // An aborted job (superseded, shutting down) is no failure; everything else that failed makes lander unhealthy until it installs.
+        this.#failing = Object.fromEntries(r.components.filter((o) => o.status === 'failed' && !hasCode(o.error, 'ERR_ABORTED')).map((o) => [o.component, o.error?.message ?? `${o.component} ${o.version} failed`]));
         for (const s of this.#specs()) {
           const key = `${s.name}@${s.version}`;
           if (!this.store.isBad(s.name, s.version) || this.#skipSaid.has(key)) continue;
@@ -312,6 +316,7 @@ export class Daemon implements DaemonControl {
       download: this.config.download,
       server: this.lander.supervisor?.state ?? 'none',
       installed: this.store.state.current !== null,
+      failing: this.#failing,
     });
   }
 

@@ -62,6 +62,8 @@ export interface DaemonHealth {
     /** `stuck`: components whose job reported no progress for `stuckAfterMs`. */
     jobs: { ok: boolean; stuck: string[]; stuckAfterMs: number; detail?: string };
     server: { ok: boolean; state: string; detail?: string };
+    /** Components whose desired version the last reconcile could not install (`failing`: name → why). */
+    desired: { ok: boolean; failing: Record<string, string>; detail?: string };
   };
 }
 

@@ -81,3 +81,23 @@ describe('environment failures at spawn', () => {
     }
   });
 });
+
+describe('health while the desired components cannot be installed', () => {
+  it('nothing installed and every install failing: /healthz and lander status say unhealthy, naming why', async () => {
+    const root = path.join(work, 'root-404');
+    await mkdir(root);
+    const cfg = path.join(work, 'lander-404.json');
+    // 9.9.9 is not published: every attempt gets a 404.
+    await writeFile(cfg, JSON.stringify(releaseConfig(server, root, { server: '9.9.9', cuda: 'cu128-v1', appTag: '1.0.0' })));
+    const d = startDaemon(cfg);
+    try {
+      await d.waitFor((r) => r.event === 'reconcile.incomplete', { timeoutMs: 30_000 });
+      const st = await runLander(['status', '--json', '--config', cfg]);
+      expect(st.code).toBe(1);
+      expect(st.stderr).toMatch(/^lander is not healthy: desired: Cannot verify server 9\.9\.9: /m);
+      expect(JSON.parse(st.stdout).current).toBeNull();
+    } finally {
+      await d.stop();
+    }
+  });
+});

@@ -55,6 +55,7 @@ export class FakeControl implements DaemonControl {
       lastCheck: { ok: true, at: '2025-01-01T00:00:00.000Z' },
       jobs: { ok: true, stuck: [], stuckAfterMs: 60_000 },
       server: { ok: true, state: 'healthy' },
+      desired: { ok: true, failing: {} },
     },
   };
 
