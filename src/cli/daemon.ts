@@ -22,6 +22,8 @@ import { Store } from '../store/store.ts';
 import { startApi } from '../report/api.ts';
 import { assessHealth } from '../report/daemon-health.ts';
 import { SystemdNotifier } from '../report/systemd-notify.ts';
+import type { IdleWait } from '../supervise/idle-gate.ts';
+import { readToken } from './read-token.ts';
 
 export const LANDER_VERSION = '0.1.0';
 const ELD_RESOLUTION_MS = 10;
@@ -61,6 +63,8 @@ export class Daemon implements DaemonControl {
   #skipSaid = new Set<string>();
   /** Components the last reconcile could not bring to their desired version: name → why (for /healthz). */
   #failing: Record<string, string> = {};
+  /** A restart deferred for the idle gate, while it waits. */
+  #idleWait: IdleWait | undefined;
   readonly #notify: SystemdNotifier;
 
   private constructor(opts: DaemonOptions) {
@@ -149,6 +153,10 @@ export class Daemon implements DaemonControl {
         this.metrics.installFinished(o.component, o.status === 'installed', (o.durationMs ?? 0) / 1000);
         this.#emit({ type: 'install', component: o.component, version: o.version, status: aborted ? 'aborted' : o.status === 'installed' ? 'verified' : 'failed', ...(o.error ? { error: o.error.message } : {}) });
       }
+    });
+    l.on('idle-wait', (w) => {
+      this.#idleWait = w;
+      this.#emit(w ? { type: 'idle-wait', status: 'waiting', generation: w.generation, maxDeferralMs: w.maxDeferralMs } : { type: 'idle-wait', status: 'done' });
     });
     l.on('landed', (info) => {
       this.metrics.generation(info.generation);
@@ -299,7 +307,10 @@ export class Daemon implements DaemonControl {
       current: this.store.state.current,
       generations: this.store.state.generations.map((g) => ({ id: g.id, status: g.status, createdAt: g.createdAt, components: Object.fromEntries(Object.entries(g.components).map(([n, c]) => [n, c.version])) })),
       server: sup
-        ? { state: sup.state, ...(info?.pid !== undefined ? { pid: info.pid } : {}), ...(info?.generation !== undefined ? { generation: info.generation } : {}), ...(info?.since ? { since: info.since } : {}), ...(info?.restarts !== undefined ? { restarts: info.restarts } : {}) }
+        ? {
+          state: sup.state, ...(info?.pid !== undefined ? { pid: info.pid } : {}), ...(info?.generation !== undefined ? { generation: info.generation } : {}), ...(info?.since ? { since: info.since } : {}), ...(info?.restarts !== undefined ? { restarts: info.restarts } : {}),
+          ...(this.#idleWait ? { restartDeferred: { ...this.#idleWait, waitedMs: Date.now() - Date.parse(this.#idleWait.since) } } : {}),
+        }
         : { state: 'none' },
       ...(this.#lastCheckAt ? { lastCheckAt: this.#lastCheckAt } : {}),
       lastErrors: this.lander.lastErrors,
@@ -377,15 +388,5 @@ export class Daemon implements DaemonControl {
     await this.#api?.close();
     await this.store?.close();
     await this.#notify.close();
-  }
-}
-
-async function readToken(file: string): Promise<string> {
-  try {
-    const token = (await readFile(file, 'utf8')).trim();
-    if (token.length < 16) throw new Error('the token is shorter than 16 characters');
-    return token;
-  } catch (cause) {
-    throw new LanderError('ERR_CONFIG', `Cannot start the TCP status API: cannot use the token file ${file}: ${(cause as Error).message}`, { cause, data: { file } });
   }
 }

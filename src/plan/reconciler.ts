@@ -15,7 +15,7 @@ import { JobQueue } from './queue.ts';
 import type { Generation } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { Supervisor } from '../supervise/supervisor.ts';
-import { waitForIdle } from '../supervise/idle-gate.ts';
+import { waitForIdle, type IdleWait } from '../supervise/idle-gate.ts';
 import { reportEnvironmentFailure } from '../supervise/spawn-environment.ts';
 import { clearServerRecord, reapOrphanServer, recordServer } from '../supervise/orphan-server.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -25,6 +25,8 @@ export interface LanderEvents {
   outcome: [o: ComponentOutcome];
   landed: [info: { generation: number; from: number | null; restarted: boolean; durationMs: number }];
   rollback: [info: { from: number; to: number | null; reason: string; bad: Record<string, string> }];
+  /** A restart deferred for the idle gate: its start (`wait`), then undefined when the wait is over. */
+  'idle-wait': [wait: IdleWait | undefined];
   'reconcile-error': [err: Error];
 }
 
@@ -159,7 +161,8 @@ export class Lander extends EventEmitter<LanderEvents> {
     }
     const idle = this.config.server?.restart.idle;
     if (this.config.server?.restart.when === 'idle' && idle && sup.state === 'healthy') {
-      const r = await waitForIdle(idle, { signal: this.#abort.signal });
+      this.emit('idle-wait', { generation: g.id, since: new Date().toISOString(), maxDeferralMs: idle.maxDeferral });
+      const r = await waitForIdle(idle, { signal: this.#abort.signal }).finally(() => this.emit('idle-wait', undefined));
       this.log.info({ event: 'restart.idle-wait', idle: r.idle, waitedMs: Math.round(r.waitedMs), generation: g.id }, r.idle ? 'server idle; restarting' : 'server still busy after the maximum deferral; restarting anyway');
     }
     if (this.#stopping) return;

@@ -38,6 +38,8 @@ export interface DaemonStatus {
     generation?: number | string;
     since?: string;
     restarts?: number;
+    /** A restart onto `generation` waiting for the server to be idle: since when, for how long so far, and the bound. */
+    restartDeferred?: { generation: number; since: string; waitedMs: number; maxDeferralMs: number };
   };
   lastCheckAt?: string;
   lastErrors: { at: string; error: SerializedError }[];
@@ -51,7 +53,9 @@ export type DaemonEvent =
   | { type: 'rollback'; from: number; to: number | null; reason: string; bad: Record<string, string> }
   | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] }
   /** A desired version is marked bad and skipped (once per version), or an operator cleared the mark. */
-  | { type: 'bad'; component: string; version: string; action: 'skipped' | 'unmarked' };
+  | { type: 'bad'; component: string; version: string; action: 'skipped' | 'unmarked' }
+  /** A restart is deferred until the server is idle (`waiting`), or the wait is over (`done`). */
+  | { type: 'idle-wait'; status: 'waiting' | 'done'; generation?: number; maxDeferralMs?: number };
 
 /** Lander's own health (`GET /healthz`): ok only when every check is. */
 export interface DaemonHealth {

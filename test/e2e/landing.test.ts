@@ -162,14 +162,19 @@ describe('landing a new generation', () => {
     await t.lander.reconcile();
     const first = await t.whoami();
     cfg('1.1.0');
+    // What /status shows meanwhile: the deferred restart, its start and its bound; then that it is over.
+    const waits: unknown[] = [];
+    t.lander.on('idle-wait', (w) => waits.push(w));
     const landing = t.lander.reconcile();
     await expect.poll(() => t.store.state.generations.length, { timeout: 10_000 }).toBe(2);
     await new Promise((r) => setTimeout(r, 500));
     // Busy: still the old process, still generation 1.
     expect((await t.whoami()).pid).toBe(first.pid);
     expect(t.store.state.current).toBe(1);
+    expect(waits).toEqual([{ generation: 2, since: expect.any(String), maxDeferralMs: 20_000 }]);
     await writeFile(idleFile, '');
     await landing;
+    expect(waits.at(-1)).toBeUndefined();
     expect(t.store.state.current).toBe(2);
     expect((await t.whoami()).pid).not.toBe(first.pid);
     expect(t.records.find((r) => r.event === 'restart.idle-wait')).toMatchObject({ idle: true });
