@@ -13,6 +13,7 @@ import { configPathFrom } from '../config/load.ts';
 import { createLogger, type Logger } from '../report/log.ts';
 import { LanderError } from '../base/errors.ts';
 import { suggest } from '../base/suggest.ts';
+import { permissionMessage } from '../base/runtime-permission.ts';
 import { COMMANDS, commandHelp, findCommand, globalHelp, type CommandSpec } from './commands-table.ts';
 import { interruptedBy } from './interrupt.ts';
 
@@ -166,15 +167,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
   } catch (err) {
     if (interruptedBy() && (err as Error).name === 'AbortError') return 130;
-    const code = err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
+    const denied = permissionMessage(err);
+    const code = denied ? 'ERR_PERMISSION' : err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
+    const message = denied ?? (err as Error).message;
     if (human || io.log) {
-      io.stderr.write(`lander ${word}: ${(err as Error).message}\n`);
+      io.stderr.write(`lander ${word}: ${message}\n`);
       if (debug) io.stderr.write(`${(err as Error).stack ?? ''}\n`);
       else if (code === 'ERR_UNEXPECTED') io.stderr.write(`lander ${word}: (an unexpected error: --log-level debug shows its stack)\n`);
     } else {
-      log.error({ event: 'command.failed', command: word, code, err }, (err as Error).message);
+      log.error({ event: 'command.failed', command: word, code, err }, message);
     }
-    return code === 'ERR_CONFIG' || code === 'ERR_USAGE' ? 2 : 1;
+    return code === 'ERR_CONFIG' || code === 'ERR_USAGE' || code === 'ERR_PERMISSION' ? 2 : 1;
   } finally {
     log.flush?.();
   }

@@ -10,14 +10,11 @@
  */
 import net from 'node:net';
 import { hasCode, ServerError } from '../base/errors.ts';
+import { runtimePermissionError } from '../base/runtime-permission.ts';
 
 /** Deno's permission errors (`NotCapable`, `PermissionDenied`: "Requires run access to ..."). */
 export function isRuntimePermissionError(err: unknown): boolean {
-  for (let e: unknown = err, i = 0; e && i < 10; e = (e as { cause?: unknown }).cause, i++) {
-    const name = (e as { name?: unknown }).name;
-    if (name === 'NotCapable' || name === 'PermissionDenied' || /^Requires \w+ access to /.test(String((e as Error).message))) return true;
-  }
-  return false;
+  return runtimePermissionError(err) !== undefined;
 }
 
 const ENVIRONMENT_ERRNOS = new Set(['EACCES', 'EPERM', 'EAGAIN', 'EMFILE', 'ENFILE', 'ENOMEM']);

@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
@@ -209,5 +210,16 @@ describe('against a running daemon', () => {
     } finally {
       await d.stop();
     }
+  });
+});
+
+describe('under Deno without the permissions', () => {
+  it('a missing permission is lander\'s one line naming the flag, exit 2, no stack', async () => {
+    const deno = fileURLToPath(new URL('../../node_modules/.bin/deno', import.meta.url));
+    const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+    const r = await run(deno, ['run', '--allow-read', main, 'status', '--root', work]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^lander: Cannot run lander: Deno denied env access to "\w+"; add --allow-env \(lander needs: deno run --allow-env /);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -41,3 +41,12 @@ describe('help table', () => {
     }
   });
 });
+
+describe('Deno permission errors in lander words', () => {
+  it('names the access, the flag to add and every flag lander needs', async () => {
+    const { permissionMessage } = await import('../../src/base/runtime-permission.ts');
+    const denied = Object.assign(new Error('Requires sys access to "hostname", run again with the --allow-sys flag'), { name: 'NotCapable' });
+    expect(permissionMessage(new Error('Cannot open the store', { cause: denied }))).toBe('Cannot run lander: Deno denied sys access to "hostname"; add --allow-sys=hostname (lander needs: deno run --allow-env --allow-sys=hostname,uid,statfs --allow-read --allow-write --allow-net --allow-run src/main.ts ...)');
+    expect(permissionMessage(new Error('ENOENT'))).toBeUndefined();
+  });
+});
