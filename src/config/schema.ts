@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../base/errors.ts';
-import { suggest } from '../base/suggest.ts';
 import { parseDuration, parseSize } from '../base/units.ts';
 import { parsePublicKey } from './minisign.ts';
+import { unknownKeys, valueAt, wrongType } from './config-issues.ts';
 
 /** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -353,41 +353,13 @@ function formatPath(p: readonly PropertyKey[]): string {
   return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
 }
 
-/** `unknown key "sha256Ulr" (did you mean "sha256Url"?)`: the allowed keys are the schema's at that path. */
-function unknownKeys(at: readonly PropertyKey[], keys: string[]): string {
-  let schema: z.ZodType | undefined = configSchema;
-  for (const k of at) {
-    while (schema && !(schema instanceof z.ZodObject) && !(schema instanceof z.ZodRecord) && 'unwrap' in schema) schema = (schema as { unwrap(): z.ZodType }).unwrap();
-    schema = schema instanceof z.ZodObject ? (schema.shape as Record<string, z.ZodType>)[String(k)] : schema instanceof z.ZodRecord ? (schema.valueType as z.ZodType) : undefined;
-  }
-  while (schema && !(schema instanceof z.ZodObject) && 'unwrap' in schema) schema = (schema as { unwrap(): z.ZodType }).unwrap();
-  const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
-  return keys.map((k) => {
-    const near = suggest(k, known);
-    return `unknown key ${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
-  }).join('; ');
-}
-
-function valueAt(value: unknown, at: readonly PropertyKey[]): unknown {
-  let v = value;
-  for (const k of at) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
-  return v;
-}
-
-/** `expected a number, got the string "3"`: says what was there, not only its type. */
-function wrongType(expected: string, got: unknown): string {
-  if (got === undefined) return `expected ${expected === 'object' ? 'an object' : `a ${expected}`}, got nothing (required)`;
-  const what = got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got === 'object' ? 'an object' : `the ${typeof got} ${JSON.stringify(got).slice(0, 60)}`;
-  return `expected ${expected === 'object' || expected === 'array' ? `an ${expected}` : `a ${expected}`}, got ${what}`;
-}
-
 /** Validates an already-parsed JSON value. */
 export function validateConfig(value: unknown, source = 'config'): Config {
   const r = configSchema.safeParse(value);
   if (!r.success) {
     const issues: ConfigIssue[] = r.error.issues.map((i) => ({
       path: formatPath(i.path),
-      message: i.code === 'unrecognized_keys' ? unknownKeys(i.path, i.keys)
+      message: i.code === 'unrecognized_keys' ? unknownKeys(configSchema, i.path, i.keys)
         : i.code === 'invalid_key' ? i.issues.map((k) => k.message).join('; ')
         : i.code === 'invalid_type' ? wrongType(i.expected, valueAt(value, i.path)) : i.message,
     }));

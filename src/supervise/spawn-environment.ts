@@ -86,6 +86,12 @@ export function portTaken(url: string, timeoutMs = 500): Promise<boolean> {
   });
 }
 
+/** Throws ERR_SERVER_ENVIRONMENT when another program holds the health URL's port before the spawn. */
+export async function refuseTakenPort(url: string | undefined): Promise<void> {
+  if (!url || !(await portTaken(url))) return;
+  throw new ServerError('ERR_SERVER_ENVIRONMENT', `Cannot start the server: another program already listens on the port of ${url}. This is not a fault of the release: no version is marked bad`, { data: { url } });
+}
+
 /** Logs an environment failure once (`server.environment`) and returns it, for the caller's record of errors. */
 export function reportEnvironmentFailure(log: { error(o: object, msg: string): void }, generation: number, err: unknown): unknown {
   log.error({ event: 'server.environment', generation, code: 'ERR_SERVER_ENVIRONMENT', err }, (err as Error).message);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { ServerConfig } from '../config/schema.ts';
 import { AbortError, ServerError, serializeError } from '../base/errors.ts';
 import { httpProbe, LogLineProbe, waitHealthy, type ProcessExit } from './probe.ts';
-import { environmentFailure, portTaken } from './spawn-environment.ts';
+import { environmentFailure, refuseTakenPort } from './spawn-environment.ts';
 import type { Logger } from '../report/log.ts';
 import { OutputBudget, type OutputBudgetOptions } from './output-budget.ts';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart-policy.ts';
@@ -223,10 +223,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: the generation folder ${this.#dir} cannot be resolved`, { cause, data: { dir: this.#dir } });
     }
     if (signal.aborted) throw aborted();
-    const h0 = this.#server.health;
-    if (h0?.url && (await portTaken(h0.url))) {
-      throw new ServerError('ERR_SERVER_ENVIRONMENT', `Cannot start the server: another program already listens on the port of ${h0.url}. This is not a fault of the release: no version is marked bad`, { data: { url: h0.url } });
-    }
+    await refuseTakenPort(this.#server.health?.url);
     const run = await this.#spawn(cwd);
     if (signal.aborted) throw aborted();
     const h = this.#server.health;
