@@ -5,12 +5,14 @@
  * the same machine cannot be confused with ours); at the end, anything still
  * in it is a leak: it is named, and the run fails.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export default function setup(): () => void {
   const base = mkdtempSync(path.join(os.tmpdir(), 'lander-suite-'));
+  // Traversable, as /tmp is: squid, started as root, drops to its own user and must reach its folder in here.
+  chmodSync(base, 0o755);
   process.env.TMPDIR = base;
   return () => {
     const left = readdirSync(base);
