@@ -211,7 +211,7 @@ export class Lander extends EventEmitter<LanderEvents> {
     }
     await this.store.setStatus(bad.id, 'bad');
     for (const [name, version] of Object.entries(differing)) await this.store.markBad(name, version);
-    const err = new LanderError('ERR_ROLLBACK', `Generation ${bad.id} (${Object.entries(differing).map(([n, v]) => `${n} ${v}`).join(', ')}) failed: ${reason}. ${to ? `Rolled back to generation ${to.id}` : 'No earlier good generation to roll back to; the server stays down'}. These versions will not be retried until the config names another version.`, {
+    const err = new LanderError('ERR_ROLLBACK', `Generation ${bad.id} (${Object.entries(differing).map(([n, v]) => `${n} ${v}`).join(', ')}) failed: ${reason}. ${to ? `Rolled back to generation ${to.id}` : 'No earlier good generation to roll back to; the server stays down'}. These versions will not be retried until an operator runs lander unmark COMPONENT VERSION.`, {
       cause,
       data: { from: bad.id, to: to?.id ?? null, bad: differing },
     });

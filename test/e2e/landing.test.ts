@@ -119,7 +119,7 @@ describe('landing a new generation', () => {
     expect(state.bad).toEqual({ server: ['1.2.0-never-healthy'] });
     const err = t.records.find((r) => r.event === 'rollback');
     expect(err.level).toBe('error');
-    expect(err.msg).toMatch(/server 1\.2\.0-never-healthy.*Rolled back to generation 1.*will not be retried until the config names another version/);
+    expect(err.msg).toMatch(/server 1\.2\.0-never-healthy.*Rolled back to generation 1.*will not be retried until an operator runs lander unmark COMPONENT VERSION/);
 
     // Asking again for the bad version fetches nothing and keeps generation 1 running.
     const requests = server.stats('/download/v1.2.0-never-healthy/voicebox-server-cuda.tar.gz').requests;
