@@ -181,6 +181,12 @@ describe('streams and exit codes', () => {
     expect(JSON.parse(await readFile(path.join(root, 'state.json'), 'utf8')).bad).toEqual({});
     const again = await runLander(['unmark', 'server', '1.0.0', '--config', cfg]);
     expect([again.code, again.stdout]).toEqual([0, 'server 1.0.0 was not marked bad\n']);
+    // A mistyped root: refused, and nothing is created there.
+    const nope = path.join(work, 'no-such-root');
+    const wrong = await runLander(['unmark', 'server', '1.0.0', '--root', nope]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('holds no lander store');
+    await expect(readdir(nope)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

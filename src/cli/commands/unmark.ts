@@ -4,6 +4,8 @@
  * it again. Asks the running daemon when there is one (it holds the store's
  * lock and reconciles at once); otherwise writes the store itself.
  */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { ApiClient } from '../api-client.ts';
 import { readDaemonTarget } from '../daemon-target.ts';
 import { hasCode, LanderError } from '../../base/errors.ts';
@@ -38,6 +40,10 @@ export async function unmarkCommand(opts: UnmarkCommandOptions): Promise<number>
         return 1;
       }
       throw err;
+    }
+    // Opening a store creates its layout: never for a root that holds none (a mistyped --root).
+    if (!(await stat(path.join(target.root, 'state.json')).catch(() => undefined))) {
+      throw new LanderError('ERR_USAGE', `Cannot unmark ${opts.component} ${opts.version}: ${target.root} holds no lander store (no state.json)`, { data: { root: target.root } });
     }
     const store = await Store.open(target.root, opts.log);
     try {
