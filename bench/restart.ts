@@ -57,7 +57,7 @@ export async function restartBench(reps: number): Promise<RestartResult> {
   // The config defaults, except the probe URL: interval 500 ms (a probe also runs on every output line).
   const server: ServerConfig = {
     command: cmd.command, args: cmd.args, env: {},
-    health: { url: `http://127.0.0.1:${port}/health`, status: 200, json: { status: 'healthy' }, interval: 500, timeout: 30_000, probeTimeout: 5000 },
+    health: { url: `http://127.0.0.1:${port}/health`, status: 200, json: { status: 'healthy' }, interval: 500, livenessInterval: 5000, timeout: 30_000, probeTimeout: 5000 },
     stop: { signal: 'SIGTERM', timeout: 10_000 },
     restart: { when: 'immediate', initialDelay: 1000, factor: 2, maxDelay: 60_000, resetAfter: 60_000, crashLoopExits: 5, window: 120_000 },
   } as ServerConfig;

@@ -21,10 +21,20 @@ export class LanderError extends Error {
   }
 }
 
-/** The config file is unreadable or invalid; `issues` name each field path. */
+/** One problem of a config (or manifest) file: the field's path (`components.libs.sha256Url`, `(file)`) and what is wrong. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** The config file is unreadable or invalid; `issues` name each field path (also in `data.issues`, which crosses workers). */
 export class ConfigError extends LanderError {
+  readonly issues: ConfigIssue[];
+
   constructor(message: string, options: { cause?: unknown; data?: ErrorData } = {}) {
     super('ERR_CONFIG', message, options);
+    const issues = options.data?.issues;
+    this.issues = Array.isArray(issues) ? issues.filter((i): i is ConfigIssue => typeof i?.path === 'string' && typeof i?.message === 'string') : [];
   }
 }
 

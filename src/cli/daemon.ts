@@ -11,7 +11,7 @@ import { parseConfig, type Config } from '../config/schema.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { watchConfig } from '../config/watch.ts';
 import type { ComponentStatus, DaemonControl, DaemonEvent, DaemonHealth, DaemonStatus } from '../report/daemon-model.ts';
-import { LanderError, type ConfigError } from '../base/errors.ts';
+import { hasCode, LanderError, type ConfigError } from '../base/errors.ts';
 import { Reconciler } from '../plan/reconciler.ts';
 import type { Logger } from '../report/log.ts';
 import type { ManifestPoller } from '../config/manifest-poller.ts';
@@ -22,6 +22,8 @@ import { Store } from '../store/store.ts';
 import { startApi } from '../report/api.ts';
 import { assessHealth } from '../report/daemon-health.ts';
 import { SystemdNotifier } from '../report/systemd-notify.ts';
+import type { IdleWait } from '../supervise/idle-gate.ts';
+import { readToken } from './read-token.ts';
 
 export const LANDER_VERSION = '0.1.0';
 const ELD_RESOLUTION_MS = 10;
@@ -56,6 +58,12 @@ export class Daemon implements DaemonControl {
   #stopped = false;
   /** Last sign of life of each job in flight (ms since the epoch), for the stuck-job check. */
   #jobTouched = new Map<string, number>();
+  /** Desired versions already announced as skipped for being bad (one 'bad' event each). */
+  #skipSaid = new Set<string>();
+  /** Components the last reconcile could not bring to their desired version: name → why (for /healthz). */
+  #failing: Record<string, string> = {};
+  /** A restart deferred for the idle gate, while it waits. */
+  #idleWait: IdleWait | undefined;
   readonly #notify: SystemdNotifier;
 
   private constructor(opts: DaemonOptions) {
@@ -151,6 +159,10 @@ export class Daemon implements DaemonControl {
         this.#emit({ type: 'install', component: o.component, version: o.version, status: aborted ? 'aborted' : o.status === 'installed' ? 'verified' : 'failed', ...(o.error ? { error: o.error.message } : {}) });
       }
     });
+    l.on('idle-wait', (w) => {
+      this.#idleWait = w;
+      this.#emit(w ? { type: 'idle-wait', status: 'waiting', generation: w.generation, maxDeferralMs: w.maxDeferralMs } : { type: 'idle-wait', status: 'done' });
+    });
     l.on('landed', (info) => {
       this.metrics.generation(info.generation);
       for (const [name, c] of Object.entries(this.store.current()?.components ?? {})) this.metrics.componentVersion(name, c.version);
@@ -185,6 +197,16 @@ export class Daemon implements DaemonControl {
     if (!this.reconciler.waitingForManifest) this.#lastCheckAt = new Date().toISOString();
     const run = this.reconciler.reconcile().then(
       (r) => {
+        // An aborted job (superseded, shutting down) is no failure; everything else that failed makes lander unhealthy until it installs.
+        this.#failing = Object.fromEntries(r.components.filter((o) => o.status === 'failed' && !hasCode(o.error, 'ERR_ABORTED')).map((o) => [o.component, o.error?.message ?? `${o.component} ${o.version} failed`]));
+        // A component that cannot even be specified (no version, URL or digest; no variant fits) fails too.
+        for (const e of r.errors) if (e instanceof LanderError && e.code === 'ERR_DESIRED') this.#failing[String(e.data.component)] = e.message;
+        for (const s of this.reconciler.desired.specs) {
+          const key = `${s.name}@${s.version}`;
+          if (!this.store.isBad(s.name, s.version) || this.#skipSaid.has(key)) continue;
+          this.#skipSaid.add(key);
+          this.#emit({ type: 'bad', component: s.name, version: s.version, action: 'skipped' });
+        }
         if (r.errors.length > 0) this.log.warn({ event: 'reconcile.incomplete', errors: r.errors.map((e) => (e as LanderError).code ?? e.message) }, 'some components could not be installed; the server keeps running on the current generation');
       },
       (err) => this.log.error({ event: 'reconcile.failed', err }, (err as Error).message),
@@ -220,7 +242,7 @@ export class Daemon implements DaemonControl {
   }
 
   #rejectConfig(err: ConfigError): void {
-    const issues = (err.data.issues as { path: string; message: string }[] | undefined) ?? [{ path: '(file)', message: err.message }];
+    const issues = err.issues.length > 0 ? err.issues : [{ path: '(file)', message: err.message }];
     this.#lastInvalid = { at: new Date().toISOString(), issues };
     this.#emit({ type: 'config', status: 'invalid', issues });
   }
@@ -276,7 +298,10 @@ export class Daemon implements DaemonControl {
       current: this.store.state.current,
       generations: this.store.state.generations.map((g) => ({ id: g.id, status: g.status, createdAt: g.createdAt, components: Object.fromEntries(Object.entries(g.components).map(([n, c]) => [n, c.version])) })),
       server: sup
-        ? { state: sup.state, ...(info?.pid !== undefined ? { pid: info.pid } : {}), ...(info?.generation !== undefined ? { generation: info.generation } : {}), ...(info?.since ? { since: info.since } : {}), ...(info?.restarts !== undefined ? { restarts: info.restarts } : {}) }
+        ? {
+          state: sup.state, ...(info?.pid !== undefined ? { pid: info.pid } : {}), ...(info?.generation !== undefined ? { generation: info.generation } : {}), ...(info?.since ? { since: info.since } : {}), ...(info?.restarts !== undefined ? { restarts: info.restarts } : {}),
+          ...(this.#idleWait ? { restartDeferred: { ...this.#idleWait, waitedMs: Date.now() - Date.parse(this.#idleWait.since) } } : {}),
+        }
         : { state: 'none' },
       ...(this.#lastCheckAt ? { lastCheckAt: this.#lastCheckAt } : {}),
       lastErrors: this.reconciler.lastErrors,
@@ -293,6 +318,7 @@ export class Daemon implements DaemonControl {
       download: this.config.download,
       server: this.reconciler.supervisor?.state ?? 'none',
       installed: this.store.state.current !== null,
+      failing: this.#failing,
     });
   }
 
@@ -311,6 +337,17 @@ export class Daemon implements DaemonControl {
 
   async rollback(): Promise<{ from: number | null; to: number }> {
     return this.reconciler.rollbackToPrevious('operator asked for a rollback');
+  }
+
+  async unmark(component: string, version: string): Promise<{ cleared: boolean }> {
+    const cleared = await this.store.unmarkBad(component, version);
+    this.log.info({ event: 'install.unmarked', component, version, cleared }, cleared ? 'the bad mark is cleared; trying this version again' : 'this version was not marked bad');
+    if (cleared) {
+      this.#skipSaid.delete(`${component}@${version}`);
+      this.#emit({ type: 'bad', component, version, action: 'unmarked' });
+      this.#reconcile();
+    }
+    return { cleared };
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
@@ -342,15 +379,5 @@ export class Daemon implements DaemonControl {
     await this.#api?.close();
     await this.store?.close();
     await this.#notify.close();
-  }
-}
-
-async function readToken(file: string): Promise<string> {
-  try {
-    const token = (await readFile(file, 'utf8')).trim();
-    if (token.length < 16) throw new Error('the token is shorter than 16 characters');
-    return token;
-  } catch (cause) {
-    throw new LanderError('ERR_CONFIG', `Cannot start the TCP status API: cannot use the token file ${file}: ${(cause as Error).message}`, { cause, data: { file } });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Progress bars for people at a terminal: one line per component, redrawn in
- * place at most ~10 times a second. Pure rendering (`renderBar`) apart from
+ * place at most ~10 times a second, each with its rate and time left (ETA).
+ * Pure rendering (`renderBar`) apart from
  * the writer.
  */
 import { formatBytes } from '../base/units.ts';
@@ -20,7 +21,17 @@ export function renderBar(s: BarState, width = 28): string {
   const pct = frac === undefined ? '   ?%' : `${(frac * 100).toFixed(0).padStart(4)}%`;
   const size = `${formatBytes(s.bytes)}${s.total ? ` / ${formatBytes(s.total)}` : ''}`;
   const rate = s.rate > 0 ? `  ${formatBytes(s.rate)}/s` : '';
-  return `${s.label.padEnd(12)} [${bar}] ${pct}  ${size}${rate}${s.note ? `  ${s.note}` : ''}`;
+  const eta = s.total && s.rate > 0 && s.bytes < s.total ? `  ETA ${formatEta((s.total - s.bytes) / s.rate)}` : '';
+  return `${s.label.padEnd(12)} [${bar}] ${pct}  ${size}${rate}${eta}${s.note ? `  ${s.note}` : ''}`;
+}
+
+/** Seconds left as `42s`, `3m05s`, `2h10m`; `>99h` past that. */
+export function formatEta(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 100 * 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return '>99h';
 }
 
 export class ProgressBars {

@@ -15,7 +15,9 @@ export async function loadConfigFile(file: string): Promise<Config> {
   try {
     text = await readFile(file, 'utf8');
   } catch (cause) {
-    throw new ConfigError(`Cannot read the config file ${file}: ${(cause as Error).message}`, { cause, data: { source: file, issues: [{ path: '(file)', message: (cause as Error).message }] } });
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'it does not exist (pass --config FILE or set LANDER_CONFIG)' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : (cause as Error).message;
+    throw new ConfigError(`Cannot read the config file ${file}: ${why}`, { cause, data: { source: file, issues: [{ path: '(file)', message: why }] } });
   }
   return parseConfig(text, file);
 }

@@ -227,7 +227,7 @@ export class ManifestPoller {
         : new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download the manifest ${url}: ${(cause as Error).message}`, { cause, data: { url } });
       this.#failures++;
       this.#status.error = err.message;
-      log.warn({ event: 'manifest.error', url, err, failures: this.#failures }, 'manifest poll failed; keeping the last good manifest');
+      log.warn({ event: 'manifest.error', url, code: err.code, err, failures: this.#failures }, 'manifest poll failed; keeping the last good manifest');
       this.#o.onError(err);
       return 'error';
     } finally {

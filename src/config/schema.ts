@@ -5,11 +5,12 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../base/errors.ts';
+import { ConfigError, type ConfigIssue } from '../base/errors.ts';
 import { parseDuration, parseSize } from '../base/units.ts';
 import { parsePublicKey } from './minisign.ts';
 import { isOciUrl } from '../fetch/oci/reference.ts';
 import { archiveUrlTemplate, urlTemplate } from './url-template.ts';
+import { unknownKeys, valueAt, wrongType } from './config-issues.ts';
 
 /** The longest timer Node and Deno keep: a longer setTimeout fires after 1 ms instead (TimeoutOverflowWarning). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -124,8 +125,10 @@ const healthSchema = z
     status: z.number().int().min(100).max(599).default(200),
     /** Keys the probe's JSON body must have with these values, e.g. {"status": "healthy"}. */
     json: z.record(z.string(), z.unknown()).optional(),
-    /** Time between probes. @default "500ms" */
+    /** Time between readiness probes while the server starts (they begin faster and double up to this). @default "500ms" */
     interval: duration('health.interval', 10).default(500),
+    /** Time between liveness probes once the server is healthy: calmer, so a server that logs its requests is not flooded. @default "5s" */
+    livenessInterval: duration('health.livenessInterval', 10).default(5_000),
     /** Time the server has to become healthy after start. @default "120s" */
     timeout: duration('health.timeout').default(120_000),
     /** Time one probe may take. @default "5s" */
@@ -312,10 +315,7 @@ export interface ComponentSpec {
 
 export type Config = RawConfig;
 
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
+export type { ConfigIssue };
 
 /** `{version}` and `{url}` in a template, replaced. */
 export function expandTemplate(t: string, vars: { version: string; url?: string }): string {
@@ -339,8 +339,9 @@ export function validateConfig(value: unknown, source = 'config'): Config {
   if (!r.success) {
     const issues: ConfigIssue[] = r.error.issues.map((i) => ({
       path: formatPath(i.path),
-      message: i.code === 'unrecognized_keys' ? `Unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`
-        : i.code === 'invalid_key' ? i.issues.map((k) => k.message).join('; ') : i.message,
+      message: i.code === 'unrecognized_keys' ? unknownKeys(configSchema, i.path, i.keys)
+        : i.code === 'invalid_key' ? i.issues.map((k) => k.message).join('; ')
+        : i.code === 'invalid_type' ? wrongType(i.expected, valueAt(value, i.path)) : i.message,
     }));
     const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     throw new ConfigError(`Cannot use ${source}: ${summary}`, { data: { source, issues } });

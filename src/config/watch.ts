@@ -107,7 +107,7 @@ export function watchConfig(file: string, opts: WatchConfigOptions): ConfigWatch
   };
 
   const reportInvalid = (err: ConfigError) => {
-    const issues = (err.data.issues as { path: string; message: string }[] | undefined) ?? [{ path: '(file)', message: err.message }];
+    const issues = err.issues.length > 0 ? err.issues : [{ path: '(file)', message: err.message }];
     log.warn({ event: 'config.invalid', file: target, issues }, 'config change rejected; keeping the last good config');
     opts.onInvalid(err);
   };

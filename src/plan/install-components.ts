@@ -85,7 +85,7 @@ export async function installComponents(opts: InstallComponentsOptions): Promise
 }
 
 function skipBad(a: Extract<ComponentAction, { action: 'skip-bad' }>, opts: InstallComponentsOptions, log: Logger): ComponentOutcome {
-  log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: opts.noFallback ? undefined : a.fallback?.version }, 'desired version failed on the server before; not retrying it until the version changes');
+  log.warn({ event: 'install.skip-bad', component: a.component, version: a.version, keeping: opts.noFallback ? undefined : a.fallback?.version }, `desired version failed on the server before; not retrying it (lander unmark ${a.component} ${a.version} clears the mark)`);
   if (a.fallback && !opts.noFallback) return { component: a.component, version: a.fallback.version, status: 'skipped-bad', entry: a.fallback.entry };
   const why = a.fallback ? `; the manifest binds all its components, so ${a.fallback.version}, which runs now, is not combined with the rest of it` : ' and nothing else is installed for it';
   const error = new LanderError('ERR_BAD_VERSION', `Cannot install ${a.component} ${a.version}: it failed on the server before${why}`, { data: { component: a.component, version: a.version } });

@@ -17,7 +17,7 @@ export interface ManifestSourceOptions {
   log: Logger;
   /** A new, valid manifest: it replaces the previous one whole (components are never taken from two manifests). */
   onManifest(manifest: ParsedManifest): void;
-  /** A poll failed; the last good manifest stays in force. Logged already. */
+  /** A poll failed; the last good manifest stays in force. The poller has logged it. */
   onError?(err: LanderError): void;
 }
 
@@ -41,9 +41,7 @@ export function manifestPoller(opts: ManifestSourceOptions): ManifestPoller | un
       }
       opts.onManifest(parsed);
     },
-    onError: (err) => {
-      log.warn({ event: 'manifest.error', url: m.url, code: err.code, err }, 'manifest check failed; keeping the last good manifest');
-      opts.onError?.(err);
-    },
+    // The poller logs the failure (manifest.error) once and keeps it for /status.
+    onError: (err) => opts.onError?.(err),
   });
 }

@@ -15,7 +15,8 @@ import type { Logger } from '../report/log.ts';
 import type { Generation } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { Supervisor } from '../supervise/supervisor.ts';
-import { waitForIdle } from '../supervise/idle-gate.ts';
+import { waitForIdle, type IdleWait } from '../supervise/idle-gate.ts';
+import { reportEnvironmentFailure } from '../supervise/spawn-environment.ts';
 import { clearServerRecord, reapOrphanServer, recordServer } from '../supervise/orphan-server.ts';
 import { desiredSpecs, type DesiredSpecs } from './desired.ts';
 import type { InstalledComponent } from './for-machine.ts';
@@ -31,6 +32,8 @@ export interface ReconcilerEvents {
   outcome: [o: ComponentOutcome];
   landed: [info: { generation: number; from: number | null; restarted: boolean; durationMs: number }];
   rollback: [info: { from: number; to: number | null; reason: string; bad: Record<string, string> }];
+  /** A restart deferred for the idle gate: its start (`wait`), then undefined when the wait is over. */
+  'idle-wait': [wait: IdleWait | undefined];
 }
 
 export interface ReconcileResult extends InstallResult {
@@ -163,6 +166,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       } catch (err) {
         // A start cancelled by shutdown says nothing about the generation.
         if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
+        if (hasCode(err, 'ERR_SERVER_ENVIRONMENT')) return this.#recordError(reportEnvironmentFailure(this.log, g.id, err));
         this.log.error({ event: 'server.start-failed', generation: g.id, err }, 'the server did not become healthy from the current generation');
         const prev = this.store.previousGood();
         if (prev) await this.#rollback(g, prev, (err as Error).message);
@@ -255,7 +259,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
     const idle = this.#config.server?.restart.idle;
     if (this.#config.server?.restart.when === 'idle' && idle && sup.state === 'healthy') {
-      const r = await waitForIdle(idle, { signal: this.#abort.signal });
+      this.emit('idle-wait', { generation: g.id, since: new Date().toISOString(), maxDeferralMs: idle.maxDeferral });
+      const r = await waitForIdle(idle, { signal: this.#abort.signal }).finally(() => this.emit('idle-wait', undefined));
       this.log.info({ event: 'restart.idle-wait', idle: r.idle, waitedMs: Math.round(r.waitedMs), generation: g.id }, r.idle ? 'server idle; restarting' : 'server still busy after the maximum deferral; restarting anyway');
     }
     if (this.#stopping) return;
@@ -265,6 +270,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     } catch (err) {
       // Shutdown cancelled the start: no verdict on the new generation; the next start health-checks `current`.
       if (this.#stopping || hasCode(err, 'ERR_ABORTED')) return;
+      if (hasCode(err, 'ERR_SERVER_ENVIRONMENT')) return this.#recordError(reportEnvironmentFailure(this.log, g.id, err));
       const prev = from !== null && from !== g.id ? this.store.state.generations.find((x) => x.id === from && x.status !== 'bad') : this.store.previousGood();
       await this.#rollback(g, prev ?? this.store.previousGood(), (err as Error).message, err);
       return;
@@ -302,7 +308,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
     await this.store.setStatus(bad.id, 'bad');
     for (const [name, version] of Object.entries(differing)) await this.store.markBad(name, version);
-    const err = new LanderError('ERR_ROLLBACK', `Generation ${bad.id} (${Object.entries(differing).map(([n, v]) => `${n} ${v}`).join(', ')}) failed: ${reason}. ${to ? `Rolled back to generation ${to.id}` : 'No earlier good generation to roll back to; the server stays down'}. These versions will not be retried until the config names another version.`, {
+    const err = new LanderError('ERR_ROLLBACK', `Generation ${bad.id} (${Object.entries(differing).map(([n, v]) => `${n} ${v}`).join(', ')}) failed: ${reason}. ${to ? `Rolled back to generation ${to.id}` : 'No earlier good generation to roll back to; the server stays down'}. These versions will not be retried until an operator runs lander unmark COMPONENT VERSION.`, {
       cause,
       data: { from: bad.id, to: to?.id ?? null, bad: differing },
     });

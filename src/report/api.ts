@@ -1,6 +1,6 @@
 /**
  * The status API: `GET /status`, `GET /healthz`, `GET /events` (SSE), `GET /metrics`,
- * `POST /check|/restart|/rollback`, served by node:http on a unix socket
+ * `POST /check|/restart|/rollback|/unmark` (the table in api-routes.ts), served by node:http on a unix socket
  * (mode 0600, no token: the file mode is the guard) and optionally on a
  * loopback TCP port (every request needs `Authorization: Bearer <token>`).
  *
@@ -13,16 +13,20 @@
  * // ...
  * await api.close();
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DaemonControl } from './daemon-model.ts';
 import { LanderError } from '../base/errors.ts';
-import { EventStream } from './event-stream.ts';
+import type { EventStream } from './event-stream.ts';
 import type { Logger } from './log.ts';
 import { Registry } from './metrics.ts';
 import { isLoopbackAddress, prepareSocketPath, removeOwnSocket, verifySocket } from './api-socket.ts';
+import { clip, drainBody, lingerOnClose, listen, sendError, tokenMatches } from './api-http.ts';
+import { ROUTES, type ApiStats, type RouteContext, type RouteTable } from './api-routes.ts';
+
+export type { ApiStats };
 
 export interface ApiOptions {
   control: DaemonControl;
@@ -47,13 +51,8 @@ export interface ApiOptions {
   ssePingIntervalMs?: number;
   /** Error codes from the control answered 409 (a refusal, not a fault); others are 500. */
   conflictCodes?: readonly string[];
-}
-
-export interface ApiStats {
-  requests: number;
-  eventStreams: number;
-  droppedEvents: number;
-  slowClosed: number;
+  /** The routes served. @default ROUTES */
+  routes?: RouteTable;
 }
 
 export interface ApiServer {
@@ -66,78 +65,6 @@ export interface ApiServer {
 
 /** Codes the daemon uses for "cannot do that now" rather than "something broke". */
 export const DEFAULT_CONFLICT_CODES: readonly string[] = ['ERR_NO_SERVER', 'ERR_NO_GENERATION', 'ERR_NO_ROLLBACK', 'ERR_BUSY', 'ERR_LOCKED', 'ERR_ABORTED', 'ERR_CONFIG'];
-
-const JSON_TYPE = 'application/json; charset=utf-8';
-const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  sendJson(res, status, { error: { code, message } }, headers);
-}
-
-/** SHA-256 both sides first so the comparison is constant-time whatever the lengths. */
-function tokenMatches(header: string | undefined, token: Buffer): boolean {
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
-  const given = createHash('sha256').update(m?.[1] ?? '').digest();
-  return timingSafeEqual(given, token) && m !== null;
-}
-
-/** Bounded strings for logs: a hostile path or method must not bloat a log line. */
-function clip(s: string | undefined, n = 200): string {
-  const v = s ?? '';
-  return v.length > n ? `${v.slice(0, n)}…` : v;
-}
-
-/**
- * Closes after an early answer (413, 401) without losing it: closing a socket
- * with unread request bytes makes the kernel send RST, and the client then
- * sees ECONNRESET instead of our status. So send FIN, keep reading and
- * discarding for a bounded time and byte count, then close. Node's server
- * calls `destroySoon()` after a `Connection: close` response; this socket's
- * gets the lingering version.
- */
-function lingerOnClose(req: IncomingMessage, maxMs = 2000, maxBytes = 4 * 1024 * 1024): void {
-  const socket = req.socket;
-  // Keep the body flowing, and discarded: an unread request fills its buffer, pauses the socket, and nothing more is read.
-  req.resume();
-  socket.destroySoon = function lingeringDestroySoon(this: Socket) {
-    const start = socket.bytesRead;
-    // The server's parser reads this socket natively (no 'data' events here), so bytes are counted by polling.
-    const poll = setInterval(() => {
-      if (socket.bytesRead - start > maxBytes) stop();
-    }, 50);
-    const timer = setTimeout(() => stop(), maxMs);
-    const stop = () => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      socket.destroy();
-    };
-    socket.once('end', stop);
-    socket.once('close', stop);
-    // The whole body has arrived (and was discarded): nothing more to wait for.
-    if (req.readableEnded) stop();
-    else req.once('end', stop);
-    socket.end();
-  };
-}
-
-function listen(server: http.Server, ...args: [string] | [number, string]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(...(args as [number, string]), () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 export async function startApi(opts: ApiOptions): Promise<ApiServer> {
   const { control, log } = opts;
@@ -161,102 +88,12 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
   mSlow.inc({}, 0);
   const streams = new Set<EventStream>();
   const stats: ApiStats = { requests: 0, eventStreams: 0, droppedEvents: 0, slowClosed: 0 };
-
-  async function runAction(res: ServerResponse, okStatus: number, action: () => Promise<unknown>): Promise<void> {
-    try {
-      sendJson(res, okStatus, await action());
-    } catch (err) {
-      const code = err instanceof LanderError ? err.code : 'ERR_UNEXPECTED';
-      const status = conflict.has(code) ? 409 : 500;
-      if (status === 500) log.error({ event: 'api.action-failed', err }, (err as Error).message);
-      sendError(res, status, code, (err as Error).message);
-    }
-  }
-
-  function openEvents(req: IncomingMessage, res: ServerResponse): void {
-    if (streams.size >= maxStreams) {
-      sendError(res, 503, 'ERR_TOO_MANY_STREAMS', `Cannot open an event stream: ${maxStreams} are open already`, { 'retry-after': '5' });
-      return;
-    }
-    const stream = new EventStream(res, {
-      ...(opts.sseMaxBufferedBytes !== undefined ? { maxBufferedBytes: opts.sseMaxBufferedBytes } : {}),
-      ...(opts.ssePingIntervalMs !== undefined ? { pingIntervalMs: opts.ssePingIntervalMs } : {}),
-      onDrop: () => { stats.droppedEvents++; mDropped.inc(); },
-      onSlowClose: () => {
-        stats.slowClosed++;
-        mSlow.inc();
-        log.warn({ event: 'api.events-slow', dropped: stream.dropped }, 'closed an event stream whose client does not read');
-      },
-    });
-    streams.add(stream);
-    stats.eventStreams = streams.size;
-    mStreams.set({}, streams.size);
-    // A throwing listener would surface inside the daemon's emitter; keep faults here.
-    const unsubscribe = control.subscribe((e) => {
-      try {
-        stream.send(e);
-      } catch (err) {
-        log.warn({ event: 'api.events-error', err }, 'cannot send an event; closing the stream');
-        stream.close();
-      }
-    });
-    res.once('close', () => {
-      unsubscribe();
-      stream.close();
-      streams.delete(stream);
-      stats.eventStreams = streams.size;
-      mStreams.set({}, streams.size);
-    });
-    req.socket.setTimeout(0);
-  }
-
-  const routes: Record<string, Partial<Record<string, Handler>>> = {
-    '/status': { GET: (_q, res) => sendJson(res, 200, control.status()) },
-    '/healthz': {
-      GET: (_q, res) => {
-        const h = control.health();
-        sendJson(res, h.ok ? 200 : 503, h);
-      },
-    },
-    '/events': { GET: openEvents },
-    '/metrics': {
-      GET: (_q, res) => {
-        let text = control.metricsText();
-        if (text.length > 0 && !text.endsWith('\n')) text += '\n';
-        text += registry.render();
-        res.writeHead(200, { 'content-type': METRICS_TYPE, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-      },
-    },
-    '/check': { POST: (_q, res) => runAction(res, 202, () => control.check()) },
-    '/restart': { POST: (_q, res) => runAction(res, 200, () => control.restart()) },
-    '/rollback': { POST: (_q, res) => runAction(res, 200, () => control.rollback()) },
+  const routes = opts.routes ?? ROUTES;
+  const ctx: RouteContext = {
+    control, log, registry, stats, streams, maxStreams, conflict,
+    metrics: { streams: mStreams, dropped: mDropped, slow: mSlow },
+    sse: { ...(opts.sseMaxBufferedBytes !== undefined ? { maxBufferedBytes: opts.sseMaxBufferedBytes } : {}), ...(opts.ssePingIntervalMs !== undefined ? { pingIntervalMs: opts.ssePingIntervalMs } : {}) },
   };
-
-  /** Reads and discards the body up to the cap; false (and a 413 sent) when it is larger. */
-  function drainBody(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const tooLarge = () => {
-      // Closing is the only way to stop a client mid-body; the 413 goes first.
-      lingerOnClose(req);
-      sendError(res, 413, 'ERR_BODY_TOO_LARGE', `Cannot accept a request body over ${maxBody} bytes`, { connection: 'close' });
-      return false;
-    };
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBody) return Promise.resolve(tooLarge());
-    return new Promise((resolve) => {
-      let n = 0;
-      const onData = (chunk: Buffer) => {
-        n += chunk.length;
-        if (n > maxBody) {
-          req.off('data', onData);
-          resolve(tooLarge());
-        }
-      };
-      req.on('data', onData);
-      req.once('end', () => resolve(n <= maxBody));
-      req.once('error', () => resolve(false));
-    });
-  }
 
   function handler(secure: boolean) {
     return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -281,12 +118,12 @@ export async function startApi(opts: ApiOptions): Promise<ApiServer> {
           sendError(res, 401, 'ERR_UNAUTHORIZED', 'Cannot serve this request: it needs "Authorization: Bearer <token>"', { 'www-authenticate': 'Bearer', connection: 'close' });
           return;
         }
-        if (!(await drainBody(req, res))) return;
+        if (!(await drainBody(req, res, maxBody))) return;
         const route = routes[pathname];
         if (!route) return sendError(res, 404, 'ERR_NOT_FOUND', `No such endpoint: ${clip(pathname, 100)}`);
         const h = route[req.method ?? ''];
         if (!h) return sendError(res, 405, 'ERR_METHOD_NOT_ALLOWED', `Cannot ${clip(req.method, 16)} ${pathname}; allowed: ${Object.keys(route).join(', ')}`, { allow: Object.keys(route).join(', ') });
-        await h(req, res);
+        await h(req, res, ctx);
       } catch (err) {
         log.error({ event: 'api.request-failed', err, path: clip(pathname) }, (err as Error).message);
         sendError(res, 500, 'ERR_UNEXPECTED', (err as Error).message);

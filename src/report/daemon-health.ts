@@ -1,5 +1,6 @@
 /**
- * Whether lander itself is healthy, as `GET /healthz`, `lander status`'s exit
+ * Whether lander itself is healthy (its config, checks, jobs, server, and
+ * whether the desired components can be installed), as `GET /healthz`, `lander status`'s exit
  * code and the systemd watchdog see it. Pure: the daemon passes a snapshot.
  *
  * A job is stuck when it reported nothing for longer than a download can
@@ -23,6 +24,8 @@ export interface HealthInput {
   server: string;
   /** Whether a generation is installed (a server cannot run before the first). */
   installed: boolean;
+  /** Components whose desired version the last reconcile could not install: name → why. */
+  failing?: Record<string, string>;
 }
 
 /** Server states that are fine: running, or passing through a planned stop or start. */
@@ -37,11 +40,13 @@ export function assessHealth(h: HealthInput): DaemonHealth {
   const stuck = Object.entries(h.jobs).filter(([, t]) => h.now - t > bound).map(([c]) => c);
   const serverOk = SERVER_OK.has(h.server) || (h.server === 'stopped' && !h.installed);
   const configOk = !h.lastInvalid;
+  const failing = Object.entries(h.failing ?? {});
   const checks: DaemonHealth['checks'] = {
     config: { ok: configOk, loadedAt: h.configLoadedAt, ...(h.lastInvalid ? { detail: `an edit was rejected at ${h.lastInvalid.at}; the last good config is live` } : {}) },
     lastCheck: { ok: true, ...(h.lastCheckAt ? { at: h.lastCheckAt } : { detail: 'no check yet' }) },
     jobs: { ok: stuck.length === 0, stuck, stuckAfterMs: bound, ...(stuck.length ? { detail: `no progress for over ${Math.round(bound / 1000)} s: ${stuck.join(', ')}` } : {}) },
     server: { ok: serverOk, state: h.server, ...(serverOk ? {} : { detail: `the server is ${h.server}` }) },
+    desired: { ok: failing.length === 0, failing: Object.fromEntries(failing), ...(failing.length ? { detail: failing.map(([, why]) => why).join('; ') } : {}) },
   };
   return { ok: Object.values(checks).every((c) => c.ok), checks };
 }

@@ -40,6 +40,8 @@ export interface DaemonStatus {
     generation?: number | string;
     since?: string;
     restarts?: number;
+    /** A restart onto `generation` waiting for the server to be idle: since when, for how long so far, and the bound. */
+    restartDeferred?: { generation: number; since: string; waitedMs: number; maxDeferralMs: number };
   };
   lastCheckAt?: string;
   lastErrors: { at: string; error: SerializedError }[];
@@ -51,7 +53,11 @@ export type DaemonEvent =
   | { type: 'server.state'; from: string; to: string; pid?: number; generation?: number | string }
   | { type: 'landed'; generation: number; from: number | null; restarted: boolean; durationMs: number }
   | { type: 'rollback'; from: number; to: number | null; reason: string; bad: Record<string, string> }
-  | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] };
+  | { type: 'config'; status: 'loaded' | 'invalid'; issues?: { path: string; message: string }[] }
+  /** A desired version is marked bad and skipped (once per version), or an operator cleared the mark. */
+  | { type: 'bad'; component: string; version: string; action: 'skipped' | 'unmarked' }
+  /** A restart is deferred until the server is idle (`waiting`), or the wait is over (`done`). */
+  | { type: 'idle-wait'; status: 'waiting' | 'done'; generation?: number; maxDeferralMs?: number };
 
 /** Lander's own health (`GET /healthz`): ok only when every check is. */
 export interface DaemonHealth {
@@ -62,6 +68,8 @@ export interface DaemonHealth {
     /** `stuck`: components whose job reported no progress for `stuckAfterMs`. */
     jobs: { ok: boolean; stuck: string[]; stuckAfterMs: number; detail?: string };
     server: { ok: boolean; state: string; detail?: string };
+    /** Components whose desired version the last reconcile could not install (`failing`: name → why). */
+    desired: { ok: boolean; failing: Record<string, string>; detail?: string };
   };
 }
 
@@ -75,6 +83,8 @@ export interface DaemonControl {
   restart(): Promise<{ pid?: number; generation?: number | string }>;
   /** Swaps back to the previous good generation and restarts the server there. */
   rollback(): Promise<{ from: number | null; to: number }>;
+  /** Clears the bad mark of a component version (`lander unmark`) and reconciles; `cleared` false when it was not marked. */
+  unmark(component: string, version: string): Promise<{ cleared: boolean }>;
   /** Subscribes to events; returns the unsubscribe function. */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
   /** Prometheus text exposition (format 0.0.4). */

@@ -301,6 +301,22 @@ export class Store {
     await this.save();
   }
 
+  /** Whether `version` of `component` failed on the server before (and is not retried until unmarked). */
+  isBad(component: string, version: string): boolean {
+    return this.state.bad[component]?.includes(version) ?? false;
+  }
+
+  /** Clears the bad mark of `version` (the operator's `lander unmark`); false when it was not marked. */
+  async unmarkBad(component: string, version: string): Promise<boolean> {
+    const list = this.state.bad[component];
+    if (!list?.includes(version)) return false;
+    const rest = list.filter((v) => v !== version);
+    if (rest.length > 0) this.state.bad[component] = rest;
+    else delete this.state.bad[component];
+    await this.save();
+    return true;
+  }
+
   /**
    * Keeps the current generation, the newest good one before it, and the
    * newest others up to `keep` in all; removes the rest and every store

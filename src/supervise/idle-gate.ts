@@ -26,6 +26,15 @@ export interface IdleGateConfig {
 type Assert<T extends true> = T;
 type _ConfigFits = Assert<NonNullable<ServerConfig['restart']['idle']> extends IdleGateConfig ? true : false>;
 
+/** A restart waiting for the idle gate, as /status shows it. */
+export interface IdleWait {
+  generation: number;
+  /** When the wait began (ISO). */
+  since: string;
+  /** The bound: the restart happens by then, idle or not. */
+  maxDeferralMs: number;
+}
+
 export interface IdleResult {
   /** True when the server said idle; false when `maxDeferral` passed first. */
   idle: boolean;

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { ServerConfig } from '../config/schema.ts';
 import { AbortError, ServerError, serializeError } from '../base/errors.ts';
 import { httpProbe, LogLineProbe, waitHealthy, type ProcessExit } from './probe.ts';
+import { environmentFailure, refuseTakenPort } from './spawn-environment.ts';
 import type { Logger } from '../report/log.ts';
 import { OutputBudget, type OutputBudgetOptions } from './output-budget.ts';
 import { decideRestart, emptyHistory, type RestartHistory } from './restart-policy.ts';
@@ -170,8 +171,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#restarts = 0;
     this.#lastError = undefined;
     const session = (this.#session = new AbortController());
-    const attempt = this.#launch(session.signal).catch(async (err: unknown) => {
-      if (session.signal.aborted) throw err; // stop() owns the state now
+    const attempt = this.#launch(session.signal).catch(async (raw: unknown) => {
+      if (session.signal.aborted) throw raw; // stop() owns the state now
+      // The machine's fault (a permission, a missing interpreter) is no verdict on the release.
+      const err = environmentFailure(raw, { command: this.#server.command, insideRelease: !path.isAbsolute(this.#server.command) }) ?? raw;
       this.#lastError = (err as Error).message;
       await this.#terminateRun('stopping');
       this.#transition('failed', { err: serializeError(err) });
@@ -220,6 +223,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: the generation folder ${this.#dir} cannot be resolved`, { cause, data: { dir: this.#dir } });
     }
     if (signal.aborted) throw aborted();
+    await refuseTakenPort(this.#server.health?.url);
     const run = await this.#spawn(cwd);
     if (signal.aborted) throw aborted();
     const h = this.#server.health;
@@ -262,7 +266,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         child.once('error', reject);
       });
     } catch (cause) {
-      throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: ${file} could not be run (${(cause as Error).message})`, { cause, data: { command: file, cwd } });
+      // The file exists (checked above): an ENOENT now is its #! interpreter that is missing.
+      throw new ServerError('ERR_SERVER_SPAWN', `Cannot start the server: ${file} could not be run (${(cause as Error).message})`, { cause, data: { command: file, cwd, stage: 'spawn' } });
     }
     const run: Run = {
       child, pid: child.pid!, generation: this.#generation!, spawnedAt: performance.now(),
@@ -341,7 +346,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /** Liveness: probes at `health.interval` while running; `unhealthyAfter` failures in a row → unhealthy. */
+  /** Liveness: probes at `health.livenessInterval` (calmer than the readiness polling at start) while running; `unhealthyAfter` failures in a row → unhealthy. */
   #monitor(run: Run, signal: AbortSignal): void {
     const h = this.#server.health!;
     const limit = this.#opts.unhealthyAfter ?? 3;
@@ -356,9 +361,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       } else if (++failures >= limit && this.#state === 'healthy') {
         this.#transition('unhealthy', { reason: r.reason, failures });
       }
-      this.#monitorTimer = setTimeout(tick, h.interval);
+      this.#monitorTimer = setTimeout(tick, every);
     };
-    this.#monitorTimer = setTimeout(tick, h.interval);
+    const every = h.livenessInterval ?? 5_000;
+    this.#monitorTimer = setTimeout(tick, every);
   }
 
   /** Ends the current run if it is alive; `via` is the state to show meanwhile. */

@@ -22,15 +22,18 @@ import { workerRequest } from '../helpers/install-request.ts';
 
 let srv: TestServer;
 let root: string;
+/** Every root made by a test: underAndOver installs twice, and each install has its own. */
+const roots: string[] = [];
 let n = 0;
 beforeAll(async () => { srv = await startTestServer(); });
 afterAll(async () => { await srv.close(); });
-afterEach(async () => { if (root) await rm(root, { recursive: true, force: true }); });
+afterEach(async () => { for (const r of roots.splice(0)) await rm(r, { recursive: true, force: true }); });
 
 const LIMITS: ExtractLimits = { maxEntries: 10_000, maxExpansionRatio: 1000, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 1024, maxExtractedBytes: 1 << 30 };
 
 async function prepare(url: string, sha: string, limits: Partial<ExtractLimits>, over: Partial<InstallRequest>): Promise<InstallRequest> {
   root = await mkdtemp(path.join(tmpdir(), 'lander-lim-'));
+  roots.push(root);
   await mkdir(path.join(root, 'downloads'));
   return workerRequest(
     { root, url, sha256: sha, jobId: `lim${++n}`, download: { idleTimeoutMs: 2000, retries: 0, backoffMaxMs: 20 }, limits: { ...LIMITS, ...limits } },

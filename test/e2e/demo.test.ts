@@ -25,3 +25,27 @@ it('the offline demo lands two generations, restarts the server, and removes its
   const folder = /lander demo in (\S+)/.exec(out)![1]!;
   await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
 }, 120_000);
+
+it('removes its folder when its stdout is closed early (npm start | head -1)', async () => {
+  const isDeno = 'Deno' in globalThis;
+  const argv = isDeno ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`] : [`${REPO}dist/src/cli/demo/demo.js`];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let first = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // Read the first line (it names the folder), then close the pipe as head would.
+  await new Promise<void>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      first += d;
+      if (first.includes('\n')) {
+        child.stdout.destroy();
+        resolve();
+      }
+    });
+  });
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  const folder = /lander demo in (\S+)/.exec(first)![1]!;
+  expect(err).toBe('');
+  expect(code).toBe(0);
+  await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
+}, 120_000);

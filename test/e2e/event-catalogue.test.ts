@@ -158,6 +158,9 @@ describe('event catalogue against real runs', () => {
     await d.waitFor((r) => r.event === 'install.skip-bad', { since: mark });
     expect((await runLander(['rollback', '--config', configPath])).code).toBe(0);
     await d.waitFor((r) => r.event === 'rollback' && r.reason === 'operator asked for a rollback', { since: mark });
+    // Unmarking a version that is not marked: said, and nothing else changes.
+    expect((await runLander(['unmark', 'server', '0.0.1', '--config', configPath])).stdout).toBe('server 0.0.1 was not marked bad\n');
+    await d.waitFor((r) => r.event === 'install.unmarked' && r.cleared === false, { since: mark });
 
     // 6. SIGTERM in the middle of a download; the next lander resumes it, reloads on SIGHUP, then is SIGKILLed.
     step('6');

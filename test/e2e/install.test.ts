@@ -62,8 +62,12 @@ describe('lander install', () => {
   it('installs both components; the tree under current equals the source folders', async () => {
     const { root, configPath } = await setup('first', { server: '0.3.1', cuda: 'cu128-v1' });
     const r = await runLander(['install', '--config', configPath]);
-    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+    // The streams: the logs (JSON off a terminal) on stderr only, the result table on stdout only.
+    expect(r.stderr.split('\n').filter(Boolean).every((l) => l.startsWith('{"level":'))).toBe(true);
+    expect(r.stdout).not.toContain('{');
+    expect(r.stdout).toMatch(/^server +0\.3\.1 +installed \(.* downloaded in [\d.]+ s\)$/m);
+    expect(r.stdout).toMatch(/^current -> generation 1$/m);
     const expected = { ...(await snapshotTree(src.core1)), ...(await snapshotTree(src.cuda)) };
     expect(await snapshotTree(path.join(root, 'current'))).toEqual(expected);
     expect(await readlink(path.join(root, 'current'))).toBe('generations/1');

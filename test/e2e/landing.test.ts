@@ -119,7 +119,7 @@ describe('landing a new generation', () => {
     expect(state.bad).toEqual({ server: ['1.2.0-never-healthy'] });
     const err = t.records.find((r) => r.event === 'rollback');
     expect(err.level).toBe('error');
-    expect(err.msg).toMatch(/server 1\.2\.0-never-healthy.*Rolled back to generation 1.*will not be retried until the config names another version/);
+    expect(err.msg).toMatch(/server 1\.2\.0-never-healthy.*Rolled back to generation 1.*will not be retried until an operator runs lander unmark COMPONENT VERSION/);
 
     // Asking again for the bad version fetches nothing and keeps generation 1 running.
     const requests = server.stats('/download/v1.2.0-never-healthy/voicebox-server-cuda.tar.gz').requests;
@@ -162,14 +162,19 @@ describe('landing a new generation', () => {
     await t.lander.reconcile();
     const first = await t.whoami();
     cfg('1.1.0');
+    // What /status shows meanwhile: the deferred restart, its start and its bound; then that it is over.
+    const waits: unknown[] = [];
+    t.lander.on('idle-wait', (w) => waits.push(w));
     const landing = t.lander.reconcile();
     await expect.poll(() => t.store.state.generations.length, { timeout: 10_000 }).toBe(2);
     await new Promise((r) => setTimeout(r, 500));
     // Busy: still the old process, still generation 1.
     expect((await t.whoami()).pid).toBe(first.pid);
     expect(t.store.state.current).toBe(1);
+    expect(waits).toEqual([{ generation: 2, since: expect.any(String), maxDeferralMs: 20_000 }]);
     await writeFile(idleFile, '');
     await landing;
+    expect(waits.at(-1)).toBeUndefined();
     expect(t.store.state.current).toBe(2);
     expect((await t.whoami()).pid).not.toBe(first.pid);
     expect(t.records.find((r) => r.event === 'restart.idle-wait')).toMatchObject({ idle: true });

@@ -29,6 +29,7 @@ function minisign(args: string[]): Promise<Run> {
 const haveMinisign = await minisign(['-v']).then((r) => r.code === 0 && /minisign/.test(r.stdout + r.stderr), () => false);
 // On CI a missing minisign is a failure (.ci/run installs it); on a workstation the file is skipped.
 const describeMinisign = haveMinisign || process.env.CI ? describe : describe.skip;
+if (!haveMinisign && !process.env.CI) console.warn('minisign-interop: skipped: the minisign program is not installed (apt-get install minisign)');
 
 let dir: string;
 let version = '';

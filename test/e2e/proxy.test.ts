@@ -128,6 +128,7 @@ async function install(name: string, origin: string, prefix: string, env: Record
 const direct = { HTTP_PROXY: '', HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '' };
 
 // Off the CI machine a developer without squid skips these; CI installs squid, and there they must run.
+if (!SQUID && !process.env.CI) console.warn('proxy: the squid tests are skipped: squid is not installed (apt-get install squid)');
 describe.skipIf(!SQUID && !process.env.CI)('proxies (squid on loopback)', () => {
   it('HTTP_PROXY: the archive and its sidecar go through squid as absolute-URI requests', async () => {
     const r = await install('http', srv.origin, 'rel', { ...direct, HTTP_PROXY: `http://127.0.0.1:${proxyPort}` });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { makeCoreTree, makeCudaTree, publish, publishCudaLibsJson, snapshotTree, type PublishedAsset } from '../helpers/release.ts';
-import { runLander } from '../helpers/lander-cli.ts';
+import { complaints, runLander } from '../helpers/lander-cli.ts';
 
 let server: TestServer;
 let work: string;
@@ -63,7 +63,7 @@ describe('lander install with a manifest', () => {
     }));
     const { root, configPath } = await writeConfig('lander-manifest', { manifest: { url: server.url('/m/lander.json'), format: 'lander' } });
     const r = await runLander(['install', '--config', configPath]);
-    expect(r.stderr).toBe('');
+    expect(complaints(r)).toEqual([]);
     expect(r.code).toBe(0);
     expect(requests('/m/lander.json')).toBe(1);
     expect(await snapshotTree(path.join(root, 'current'))).toEqual(await both());
@@ -77,7 +77,7 @@ describe('lander install with a manifest', () => {
     });
     const before = requests('/download/v0.3.1/cuda-libs.json');
     const r = await runLander(['install', '--config', configPath]);
-    expect(r.stderr).toBe('');
+    expect(complaints(r)).toEqual([]);
     expect(r.code).toBe(0);
     expect(requests('/download/v0.3.1/cuda-libs.json')).toBe(before + 1);
     const tree = await snapshotTree(path.join(root, 'current'));
@@ -89,7 +89,8 @@ describe('lander install with a manifest', () => {
     const { root, configPath } = await writeConfig('no-manifest', { manifest: { url: server.url('/m/missing.json'), format: 'lander' } });
     const r = await runLander(['install', '--config', configPath]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/lander install: Cannot install: no valid manifest from .*\/m\/missing\.json/);
+    const said = r.logs.find((l) => l.event === 'install.incomplete');
+    expect(said?.msg).toMatch(/^Cannot install: no valid manifest from .*\/m\/missing\.json: /);
     expect(await readlink(path.join(root, 'current')).catch(() => null)).toBeNull();
   });
 

@@ -120,4 +120,15 @@ describe('status text', () => {
     expect(text).toContain('line1\uFFFDline2');
     expect(text.split('\n').filter((l) => l.includes('line1'))).toHaveLength(1);
   });
+
+  it('shows a restart deferred for the idle gate (waited, bound) and a bad version that is skipped, with how to unmark it', () => {
+    const s = structuredClone(control.statusValue);
+    s.server.restartDeferred = { generation: 3, since: '2025-01-01T00:00:00.000Z', waitedMs: 42_000, maxDeferralMs: 600_000 };
+    s.components['server'] = { desired: '0.3.1', installed: '0.3.0', bad: ['0.3.1'] };
+    const text = formatDaemonStatus(s);
+    expect(text).toMatch(/^restart {5}onto generation 3 deferred until the server is idle: waited 42 s of at most 600 s$/m);
+    expect(text).toMatch(/^server .*skipped: 0\.3\.1 is marked bad \(lander unmark server 0\.3\.1\) {2}bad: 0\.3\.1$/m);
+    expect(formatEvent({ type: 'idle-wait', status: 'waiting', generation: 3, maxDeferralMs: 600_000 })).toBe('restart   onto generation 3 deferred until the server is idle (at most 600 s)');
+    expect(formatEvent({ type: 'bad', component: 'server', version: '0.3.1', action: 'skipped' })).toBe('bad       server 0.3.1 is marked bad and skipped; lander unmark server 0.3.1 tries it again');
+  });
 });

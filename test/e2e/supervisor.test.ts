@@ -54,7 +54,7 @@ function serverConfig(port: number, extraArgs: string[] = [], over: Partial<Serv
     command: cmd.command,
     args: cmd.args,
     env: {},
-    health: { url: `http://127.0.0.1:${port}/health`, status: 200, json: { status: 'healthy' }, interval: 100, timeout: 15_000, probeTimeout: 1000 },
+    health: { url: `http://127.0.0.1:${port}/health`, status: 200, json: { status: 'healthy' }, interval: 100, livenessInterval: 100, timeout: 15_000, probeTimeout: 1000 },
     stop: { signal: 'SIGTERM', timeout: 3000 },
     restart: { when: 'immediate', initialDelay: 100, factor: 2, maxDelay: 1000, resetAfter: 60_000, crashLoopExits: 100, window: 120_000 },
     ...over,

@@ -55,6 +55,7 @@ export class FakeControl implements DaemonControl {
       lastCheck: { ok: true, at: '2025-01-01T00:00:00.000Z' },
       jobs: { ok: true, stuck: [], stuckAfterMs: 60_000 },
       server: { ok: true, state: 'healthy' },
+      desired: { ok: true, failing: {} },
     },
   };
 
@@ -78,6 +79,11 @@ export class FakeControl implements DaemonControl {
     this.calls.push('rollback');
     if (this.fail.rollback) throw this.fail.rollback;
     return { from: 2, to: 1 };
+  }
+
+  async unmark(component: string, version: string): Promise<{ cleared: boolean }> {
+    this.calls.push(`unmark ${component} ${version}`);
+    return { cleared: true };
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {

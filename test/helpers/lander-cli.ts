@@ -21,7 +21,7 @@ export interface CliResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** stdout's JSON log lines, parsed. */
+  /** The JSON log lines, parsed: stdout's (lander run) then stderr's (every one-shot command). */
   logs: LogRecord[];
 }
 
@@ -41,6 +41,15 @@ export function parseLogs(text: string): LogRecord[] {
   });
 }
 
+/** What a command said on stderr beyond its info logs: warnings, errors, human lines. A clean run has none. */
+export function complaints(r: Pick<CliResult, 'stderr'>): string[] {
+  return r.stderr.split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    const [rec] = parseLogs(l);
+    return !rec || !['trace', 'debug', 'info'].includes(rec.level);
+  });
+}
+
 /** Starts lander; the caller waits with `finished()`. */
 export function startLander(args: string[], env: Record<string, string> = {}): { child: ChildProcess; finished: () => Promise<CliResult>; output: () => string } {
   const { cmd, argv } = landerArgv(args);
@@ -50,7 +59,7 @@ export function startLander(args: string[], env: Record<string, string> = {}): {
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const done = new Promise<CliResult>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, logs: parseLogs(stdout) }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, logs: [...parseLogs(stdout), ...parseLogs(stderr)] }));
   });
   return { child, finished: () => done, output: () => stdout };
 }

@@ -1,10 +1,10 @@
 /**
  * `lander check`, `lander restart`, `lander rollback`: ask the running
  * daemon over its API and print what it did. Exit codes: 0 done, 1 refused
- * or failed (the daemon's message on stderr), 3 no daemon running.
+ * or failed (the daemon's message on stderr), 2 no root known, 3 no daemon running.
  */
-import { ApiClient, socketPathOf } from '../api-client.ts';
-import { loadConfigFile } from '../../config/load.ts';
+import { ApiClient } from '../api-client.ts';
+import { readDaemonTarget } from '../daemon-target.ts';
 import { LanderError } from '../../base/errors.ts';
 import { safe } from './status-format.ts';
 
@@ -14,6 +14,8 @@ export const EXIT_NO_DAEMON = 3;
 
 export interface ControlCommandOptions {
   configPath: string;
+  /** The daemon's root, instead of reading it from the config file. */
+  root?: string;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   /** Print the daemon's JSON answer as is. */
@@ -37,8 +39,10 @@ export function describeResult(action: ControlAction, r: Record<string, unknown>
 }
 
 export async function controlCommand(action: ControlAction, opts: ControlCommandOptions): Promise<number> {
-  const config = await loadConfigFile(opts.configPath);
-  const client = opts.client ?? new ApiClient({ socketPath: socketPathOf(config), root: config.root, configPath: opts.configPath });
+  // Only the root or socket is needed: an invalid config file must not keep the operator from the daemon.
+  const target = await readDaemonTarget(opts.configPath, opts.root);
+  const client = opts.client ?? new ApiClient({ socketPath: target.socketPath, root: target.root, configPath: opts.configPath });
+  if (target.invalid) opts.stderr.write(`lander ${action}: the config file on disk is invalid (${safe(target.invalid.message)}); asking the daemon at ${target.socketPath}\n`);
   let r: Record<string, unknown>;
   try {
     r = await client.post<Record<string, unknown>>(`/${action}`, opts.signal);

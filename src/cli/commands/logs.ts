@@ -11,6 +11,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { loadConfigFile } from '../../config/load.ts';
 import { LanderError } from '../../base/errors.ts';
+import { interruptSignal } from '../interrupt.ts';
 import { formatRecord, matches, parseLogLine, terminalSafe, type LogFilter } from '../../report/log-format.ts';
 
 export interface LogsCommandOptions {
@@ -25,7 +26,7 @@ export interface LogsCommandOptions {
   filter: LogFilter;
   /** Print the matching records as the JSON lines they were. */
   json?: boolean;
-  /** Ends `--follow`; default: the first SIGINT or SIGTERM. */
+  /** Ends `--follow`; default: the CLI's Ctrl-C. */
   signal?: AbortSignal;
   /** Poll period of `--follow` on a file. @default 250 */
   pollMs?: number;
@@ -66,18 +67,9 @@ export async function logsCommand(opts: LogsCommandOptions): Promise<number> {
       return 2;
     }
   }
-  const ac = opts.signal ? undefined : new AbortController();
-  const stop = () => ac?.abort();
-  if (ac) {
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  }
-  try {
-    await readFileLines(file, print, { follow: !!opts.follow, signal: opts.signal ?? ac!.signal, pollMs: opts.pollMs ?? 250 });
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
+  // Without --follow the read ends by itself; Ctrl-C keeps its default (end the process).
+  const signal = opts.signal ?? (opts.follow ? interruptSignal() : new AbortController().signal);
+  await readFileLines(file, print, { follow: !!opts.follow, signal, pollMs: opts.pollMs ?? 250 });
   return 0;
 }
 

@@ -7,11 +7,12 @@
 import { Daemon } from '../daemon.ts';
 import { loadConfigFile } from '../../config/load.ts';
 import { createLogger, reopenLogFiles, type Logger } from '../../report/log.ts';
+import { untilInterrupted } from '../interrupt.ts';
 
 export interface RunCommandOptions {
   configPath: string;
   log: Logger;
-  /** Resolves when the daemon should stop; default: the first SIGTERM or SIGINT. */
+  /** Resolves when the daemon should stop; default: the first SIGTERM or SIGINT (a second one exits at once). */
   until?: Promise<string>;
 }
 
@@ -30,19 +31,9 @@ export async function daemonLogger(configPath: string, cli: { level?: string; pr
   });
 }
 
-export function firstSignal(signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      for (const s of signals) process.off(s, on);
-      resolve(sig);
-    };
-    for (const s of signals) process.on(s, on);
-  });
-}
-
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const { log } = opts;
-  const until = opts.until ?? firstSignal();
+  const until = opts.until ?? untilInterrupted();
   const daemon = await Daemon.start({ configPath: opts.configPath, log });
   const onHup = () => {
     // logrotate's postrotate sends SIGHUP (systemctl reload): write to the new file from now on.

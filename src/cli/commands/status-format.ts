@@ -41,11 +41,14 @@ export function formatDaemonStatus(s: DaemonStatus): string {
   if (sv.since) svParts.push(`since ${safe(sv.since)}`);
   if (sv.restarts !== undefined) svParts.push(`restarts ${sv.restarts}`);
   lines.push(`server      ${svParts.join(', ')}`);
+  const rd = sv.restartDeferred;
+  if (rd) lines.push(`restart     onto generation ${rd.generation} deferred until the server is idle: waited ${(rd.waitedMs / 1000).toFixed(0)} s of at most ${(rd.maxDeferralMs / 1000).toFixed(0)} s`);
   lines.push(`current     ${s.current === null ? '(none)' : `generation ${s.current}`}`);
   if (s.lastCheckAt) lines.push(`last check  ${safe(s.lastCheckAt)}`);
   lines.push('', 'component     desired         installed       activity');
   for (const [n, c] of Object.entries(s.components)) {
-    const activity = c.job ? jobText(c.job) : c.note ? safe(c.note) : '-';
+    const skipped = c.desired !== undefined && c.bad.includes(c.desired) ? `skipped: ${safe(c.desired)} is marked bad (lander unmark ${safe(n)} ${safe(c.desired)})` : '';
+    const activity = c.job ? jobText(c.job) : skipped || (c.note ? safe(c.note) : '-');
     lines.push(`${pad(n, 13)} ${pad(c.desired ?? '-', 15)} ${pad(c.installed ?? '-', 15)} ${activity}${c.bad.length ? `  bad: ${c.bad.map(safe).join(', ')}` : ''}`);
   }
   lines.push('', 'generations');
@@ -75,6 +78,14 @@ export function formatEvent(e: DaemonEvent): string | undefined {
       return `rollback  generation ${e.from} -> ${e.to ?? '(none)'}: ${safe(e.reason)}`;
     case 'config':
       return `config    ${safe(e.status)}${e.issues?.length ? `: ${e.issues.map((i) => `${safe(i.path)}: ${safe(i.message)}`).join('; ')}` : ''}`;
+    case 'idle-wait':
+      return e.status === 'waiting'
+        ? `restart   onto generation ${e.generation} deferred until the server is idle (at most ${((e.maxDeferralMs ?? 0) / 1000).toFixed(0)} s)`
+        : 'restart   the idle wait is over; restarting';
+    case 'bad':
+      return e.action === 'skipped'
+        ? `bad       ${safe(e.component)} ${safe(e.version)} is marked bad and skipped; lander unmark ${safe(e.component)} ${safe(e.version)} tries it again`
+        : `bad       ${safe(e.component)} ${safe(e.version)} unmarked; trying it again`;
     default:
       return `event     ${safe((e as { type?: unknown }).type)}`;
   }

@@ -1,7 +1,7 @@
 /** `lander status` read straight from the store, for when no daemon is running. */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfigFile } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../report/log.ts';
 import { Store } from '../../store/store.ts';
 import { formatBytes } from '../../base/units.ts';
@@ -14,25 +14,27 @@ export interface StoreStatus {
   disk: { storeBytes: number; partialDownloadBytes: number };
 }
 
-export async function readStoreStatus(configPath: string, log: Logger): Promise<StoreStatus> {
-  const config = await loadConfigFile(configPath);
-  const store = await Store.open(config.root, log, { readOnly: true });
+/** The store under `root`; with a valid `config`, its components' desired versions too (else '(config invalid)'). */
+export async function readStoreStatus(root: string, config: Config | undefined, log: Logger): Promise<StoreStatus> {
+  const store = await Store.open(root, log, { readOnly: true });
   const cur = store.current();
   const components: StoreStatus['components'] = {};
-  for (const [name, spec] of Object.entries(config.components)) {
+  const names = config ? Object.keys(config.components) : [...new Set([...Object.keys(cur?.components ?? {}), ...Object.keys(store.state.bad)])];
+  for (const name of names) {
     const c = cur?.components[name];
-    components[name] = { desired: spec.version ?? '(manifest)', ...(c ? { installed: c.version, sha256: c.sha256 } : {}), ...(store.state.bad[name]?.length ? { bad: store.state.bad[name] } : {}) };
+    const desired = config ? config.components[name]!.version ?? '(manifest)' : '(unknown)';
+    components[name] = { desired, ...(c ? { installed: c.version, sha256: c.sha256 } : {}), ...(store.state.bad[name]?.length ? { bad: store.state.bad[name] } : {}) };
   }
   let partialDownloadBytes = 0;
   try {
-    for (const f of await readdir(path.join(config.root, 'downloads'))) {
-      if (f.endsWith('.part')) partialDownloadBytes += (await stat(path.join(config.root, 'downloads', f))).size;
+    for (const f of await readdir(path.join(root, 'downloads'))) {
+      if (f.endsWith('.part')) partialDownloadBytes += (await stat(path.join(root, 'downloads', f))).size;
     }
   } catch {
     // No downloads folder yet: nothing partial.
   }
   return {
-    root: config.root,
+    root,
     current: store.state.current,
     components,
     generations: store.state.generations.map((g) => ({ id: g.id, status: g.status, createdAt: g.createdAt, components: Object.fromEntries(Object.entries(g.components).map(([n, c]) => [n, c.version])) })),

@@ -5,8 +5,9 @@
  * Exit code (for scripts and monitoring): 0 lander is healthy (`/healthz`),
  * 1 it is not (the failing checks are printed), 3 no daemon is running.
  */
-import { ApiClient, socketPathOf } from '../api-client.ts';
-import { loadConfigFile } from '../../config/load.ts';
+import { ApiClient } from '../api-client.ts';
+import { readDaemonTarget } from '../daemon-target.ts';
+import { interruptSignal } from '../interrupt.ts';
 import type { DaemonEvent, DaemonHealth, DaemonStatus } from '../../report/daemon-model.ts';
 import { hasCode } from '../../base/errors.ts';
 import type { Logger } from '../../report/log.ts';
@@ -17,12 +18,14 @@ import { EXIT_NO_DAEMON } from './control.ts';
 
 export interface StatusCommandOptions {
   configPath: string;
+  /** The daemon's root, instead of reading it from the config file. */
+  root?: string;
   log: Logger;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   /** Print JSON (one document; with `watch`, then one event per line). */
   json?: boolean;
-  /** Follow events until `signal` aborts (default: the first SIGINT or SIGTERM). */
+  /** Follow events until `signal` aborts (default: the CLI's Ctrl-C). */
   watch?: boolean;
   /** A terminal to draw live progress bars on while watching. */
   tty?: NodeJS.WriteStream;
@@ -31,19 +34,12 @@ export interface StatusCommandOptions {
   client?: ApiClient;
 }
 
-/** An AbortSignal that fires on the first SIGINT/SIGTERM; `dispose` removes the handlers. */
-export function signalOnInterrupt(): { signal: AbortSignal; dispose: () => void } {
-  const ac = new AbortController();
-  const on = () => ac.abort();
-  process.once('SIGINT', on);
-  process.once('SIGTERM', on);
-  return { signal: ac.signal, dispose: () => { process.off('SIGINT', on); process.off('SIGTERM', on); } };
-}
-
 export async function statusCommand(opts: StatusCommandOptions): Promise<number> {
   const { stdout, stderr } = opts;
-  const config = await loadConfigFile(opts.configPath);
-  const client = opts.client ?? new ApiClient({ socketPath: socketPathOf(config), root: config.root, configPath: opts.configPath });
+  // Only the root or socket is needed: the daemon may be running its last good config while the file is invalid.
+  const target = await readDaemonTarget(opts.configPath, opts.root);
+  const client = opts.client ?? new ApiClient({ socketPath: target.socketPath, root: target.root, configPath: opts.configPath });
+  if (target.invalid) stderr.write(`lander status: the config file on disk is invalid (${safe(target.invalid.message)}); asking the daemon at ${target.socketPath}\n`);
   let status: DaemonStatus;
   try {
     status = await client.getJson<DaemonStatus>('/status', opts.signal);
@@ -53,7 +49,7 @@ export async function statusCommand(opts: StatusCommandOptions): Promise<number>
     const note = `The lander daemon is not running (no socket at ${client.where}); showing the store on disk.\n`;
     if (opts.json) stderr.write(note);
     else stdout.write(note);
-    const s = await readStoreStatus(opts.configPath, opts.log);
+    const s = await readStoreStatus(target.root, target.config, opts.log);
     stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : formatStoreStatus(s));
     if (opts.watch) stderr.write('lander status: nothing to watch without a daemon\n');
     return EXIT_NO_DAEMON;
@@ -72,8 +68,7 @@ export async function statusCommand(opts: StatusCommandOptions): Promise<number>
 
 async function watch(client: ApiClient, opts: StatusCommandOptions): Promise<number> {
   const { stdout, stderr } = opts;
-  const interrupt = opts.signal ? undefined : signalOnInterrupt();
-  const signal = opts.signal ?? interrupt!.signal;
+  const signal = opts.signal ?? interruptSignal();
   const bars = opts.tty && !opts.json ? new ProgressBars(opts.tty) : undefined;
   // Off a terminal, one progress line per component per second is plenty for a log.
   const lastLine = new Map<string, number>();
@@ -101,11 +96,7 @@ async function watch(client: ApiClient, opts: StatusCommandOptions): Promise<num
     else stdout.write(line + '\n');
   };
   if (!opts.json) (bars ? bars.print.bind(bars) : (l: string) => stdout.write(l + '\n'))('watching events; Ctrl-C to stop');
-  try {
-    await client.events(onEvent, signal);
-  } finally {
-    interrupt?.dispose();
-  }
+  await client.events(onEvent, signal);
   if (signal.aborted) return 0;
   stderr.write('lander status: the daemon closed the event stream (did it stop?)\n');
   return 1;

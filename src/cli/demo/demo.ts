@@ -8,6 +8,7 @@
  * `--once` exits after the second landing (used by the test).
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,7 +25,39 @@ import { freePort } from '../../base/free-port.ts';
 
 const once = process.argv.includes('--once');
 const out = process.stdout;
-const say = (s: string) => out.write(`${s}\n`);
+/** Set once stdout is a closed pipe (`npm start | head`, or `| tee` ended by Ctrl-C): the demo stops and cleans up, silently. */
+let muted = false;
+const say = (s: string) => {
+  if (!muted) out.write(`${s}\n`);
+};
+
+/**
+ * The demo's folder goes whatever happens to its stdout or when the
+ * operator presses Ctrl-C, also half-way through: `stops` run once, then
+ * the folder is removed (and, as a last resort, removed synchronously at exit).
+ */
+const stops: (() => Promise<unknown>)[] = [];
+let work: string | undefined;
+let stopping: Promise<void> | undefined;
+function stopAndClean(code: number): Promise<void> {
+  stopping ??= (async () => {
+    say('\nstopping: the server, the daemon, the release server; removing the demo folder');
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    if (work) await rm(work, { recursive: true, force: true });
+    process.exit(code);
+  })();
+  return stopping;
+}
+out.on('error', () => {
+  muted = true;
+  void stopAndClean(0);
+});
+process.on('exit', () => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+// Ctrl-C is how the demo is meant to end: exit 0 (npm start would otherwise report a failure).
+process.once('SIGINT', () => void stopAndClean(0));
+process.once('SIGTERM', () => void stopAndClean(0));
 
 /** The repo's stand-in GPU server (plain JS), found from this module in src/ or dist/src/. */
 function standInPath(): string {
@@ -63,7 +96,7 @@ async function publish(releases: string, tag: string, name: string, src: string)
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'lander-demo-'));
+  work = await mkdtemp(path.join(os.tmpdir(), 'lander-demo-'));
   const releases = path.join(work, 'releases');
   const root = path.join(work, 'root');
   const configPath = path.join(work, 'lander.json');
@@ -76,6 +109,7 @@ async function main(): Promise<void> {
   await publish(releases, '1.0.0', 'cuda-libs-cu128-v1.tar.gz', path.join(work, 'src/cuda-libs'));
   // Throttled, so the progress of the one pass (download, hash, extract) can be watched.
   const server = await startStaticServer(releases, { bytesPerSecond: 12 * 1024 * 1024 });
+  stops.push(() => server.close());
   const port = await freePort();
   const writeConfig = async (core: string) => {
     const config = {
@@ -99,6 +133,7 @@ async function main(): Promise<void> {
   say('2. Starting the lander daemon (JSON logs go to lander.log)');
   const log = createLogger({ level: 'info', destination: pino.destination({ dest: logFile, sync: false, mkdir: true }) });
   const daemon = await Daemon.start({ configPath, log });
+  stops.push(() => daemon.stop());
   const bars = out.isTTY ? new ProgressBars(out) : undefined;
   const lastLine = new Map<string, number>();
   const landed: ((e: Extract<DaemonEvent, { type: 'landed' }>) => void)[] = [];
@@ -138,22 +173,11 @@ async function main(): Promise<void> {
   say(`  tail -f ${logFile}`);
   say(`  ls -l ${root} ${root}/current/`);
 
-  const stop = async () => {
-    say('\nstopping: the server, the daemon, the release server; removing the demo folder');
-    await daemon.stop();
-    await server.close();
-    await rm(work, { recursive: true, force: true });
-  };
   if (once) {
-    await stop();
+    await stopAndClean(0);
     return;
   }
   say('\nThe daemon keeps running; edit lander.json to try more. Ctrl-C to stop and clean up.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await stop();
 }
 
 function describe(e: DaemonEvent): string | undefined {
@@ -175,5 +199,5 @@ function describe(e: DaemonEvent): string | undefined {
 
 main().catch((err) => {
   process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
-  process.exitCode = 1;
+  void stopAndClean(1);
 });
