@@ -198,6 +198,8 @@ function describe(e: DaemonEvent): string | undefined {
 }
 
 main().catch((err) => {
+  // Once stopping (a closed stdout, Ctrl-C), the folder is being removed under the demo's feet: errors from that are expected.
+  if (stopping) return;
   process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
   void stopAndClean(1);
 });
