@@ -15,6 +15,12 @@ export interface DownloadSettings {
   retries: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  /** Connections for one archive on a server that honours ranges (1: always one stream). @default 8 */
+  connections?: number;
+  /** Archives (the part still to fetch) smaller than this keep one stream. @default 32 MiB */
+  segmentThresholdBytes?: number;
+  /** Segment size; by default about four segments per connection, 1–16 MiB. */
+  segmentBytes?: number;
 }
 
 export interface ExtractLimits {
@@ -84,6 +90,8 @@ export interface ProgressEvent {
   downloadedBytes: number;
   /** Network bytes per second over the last interval. */
   rate: number;
+  /** HTTP connections bringing bytes right now (0 while none is open, e.g. replaying a `.part`). */
+  connections: number;
   /** Extracted (uncompressed) bytes written so far. */
   extractedBytes: number;
 }

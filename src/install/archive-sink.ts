@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { DownloadError } from '../base/errors.ts';
 import type { Extraction } from './extract.ts';
-import { writeAllAt } from './part-file.ts';
+import { writeAllAt } from '../fetch/write-all.ts';
 
 export class ArchiveSink {
   /** Archive bytes through the hash so far. */
