@@ -271,6 +271,7 @@ describe('lander run (daemon)', () => {
     expect(progress.length).toBeGreaterThanOrEqual(3);
     expect(progress.at(-1)!.bytes).toBe(bigCuda.size);
     expect(progress.some((e) => e.bytes < bigCuda.size / 2)).toBe(true);
+    expect(progress.some((e) => e.connections >= 1)).toBe(true);
     expect(events.some((e) => e.type === 'server.state' && e.to === 'healthy')).toBe(true);
 
     const metrics = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/metrics');
@@ -278,6 +279,7 @@ describe('lander run (daemon)', () => {
     const fams = parsePromText(metrics.body);
     expect(sampleValue(fams, 'lander_download_bytes_total', { component: 'cuda-libs' })).toBeGreaterThanOrEqual(bigCuda.size);
     expect(sampleValue(fams, 'lander_server_up')).toBe(1);
+    expect(sampleValue(fams, 'lander_download_connections', { component: 'cuda-libs' })).toBe(0); // the download is over
     expect(sampleValue(fams, 'lander_component_info', { component: 'cuda-libs', version: 'cu128-v2' })).toBe(1);
 
     const sockStatus = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/status');

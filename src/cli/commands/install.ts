@@ -29,7 +29,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
       store,
       log,
       ...(opts.signal ? { signal: opts.signal } : {}),
-      onProgress: (component, e) => bars?.update(component, { label: component, bytes: e.bytes, rate: e.rate, ...(e.total ? { total: e.total } : {}) }),
+      onProgress: (component, e) => bars?.update(component, { label: component, bytes: e.bytes, rate: e.rate, ...(e.total ? { total: e.total } : {}), ...(e.connections > 1 ? { note: `${e.connections} connections` } : {}) }),
     });
     bars?.draw();
     for (const o of result.components) {
