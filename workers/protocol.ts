@@ -21,6 +21,12 @@ export interface DownloadSettings {
   segmentThresholdBytes?: number;
   /** Segment size; by default about four segments per connection, 1–16 MiB. */
   segmentBytes?: number;
+  /**
+   * One stream that brings at least this many bytes per second (measured on
+   * its first `min(512 KiB, segmentBytes)`) keeps going alone: past the
+   * inflate rate more connections only cost CPU. @default 48 MiB/s
+   */
+  segmentBelowBytesPerSec?: number;
 }
 
 export interface ExtractLimits {
@@ -169,3 +175,14 @@ export interface VerifyDoneEvent {
   type: 'verify-done';
   report: VerifyReport;
 }
+
+/** The hash worker's file (the `.part`), posted as `workerData`. */
+export interface HashRequest {
+  type: 'hash';
+  file: string;
+}
+
+/** Bytes `[0, bytes)` of the file are written (`upto`); hash up to `bytes` and answer (`finish`). */
+export type HashToWorker = { type: 'upto'; bytes: number } | { type: 'finish'; bytes: number };
+
+export type HashEvent = { type: 'digest'; hex: string } | ErrorEvent;

@@ -13,6 +13,8 @@ export type AttemptOutcome =
   | { kind: 'complete' }
   /** Worth another try at the same URL (a break, a 5xx, a 429); `retryAfter` from the server. */
   | { kind: 'retry'; error: Error; retryAfter?: string }
+  /** Ask again at once, not a failure (e.g. to switch from one stream to segments). */
+  | { kind: 'again'; reason: string }
   /** This URL will not serve it (404, bad redirect): on to the next. */
   | { kind: 'next-url'; error: Error }
   /** Stop everything (abort, disk full, size cap). */
@@ -107,9 +109,10 @@ async function tryOneUrl(url: string, o: MirrorLoopOptions): Promise<{ done: tru
   let attempts = 0;
   let lastError: Error | undefined;
   let retryAfter: string | undefined;
+  let again = false;
   while (attempts < (o.retry.retries + 1) * PROGRESS_ATTEMPTS_FACTOR) {
     if (o.isComplete()) return { done: true, attempts };
-    if (attempts > 0) {
+    if (attempts > 0 && !again) {
       const delayMs = backoffDelay({ attempt: Math.max(1, failures), initialMs: o.retry.backoffInitialMs, maxMs: o.retry.backoffMaxMs, retryAfter });
       o.log('warn', 'download.retry', { url, attempt: attempts + 1, delayMs, reason: lastError?.message, offset: o.progress() }, 'retrying the download');
       await sleep(delayMs, o.signal);
@@ -118,6 +121,8 @@ async function tryOneUrl(url: string, o: MirrorLoopOptions): Promise<{ done: tru
     o.ledger.attempts++;
     const before = o.progress();
     const r = await o.attempt(url);
+    again = r.kind === 'again';
+    if (r.kind === 'again') continue;
     if (r.kind === 'complete') return { done: true, attempts };
     if (r.kind === 'fatal') throw r.error;
     lastError = r.error;

@@ -57,8 +57,8 @@ export interface RangedFetchOptions {
   onRetry?(info: { range: ByteRange; offset: number; delayMs: number; reason: string; connections: number }): void;
 }
 
-/** Write batch per connection: fewer, larger positional writes. */
-const BATCH = 1 << 20;
+/** Write batch per connection: fewer positional writes, little memory (8 connections hold ~2 MiB). */
+const BATCH = 256 * 1024;
 
 interface Slot {
   range: ByteRange;

@@ -32,6 +32,10 @@ export interface AttemptHost {
   spaceChecked: boolean;
   covered: ByteRange[];
   singleStream: boolean;
+  /** What the first stream showed of the link: slow ones get segments. */
+  linkSpeed: 'slow' | 'fast' | undefined;
+  /** Bytes per second the first stream brought while it was measured. */
+  linkRate: number | undefined;
   connections: number;
   log(level: LogEvent['level'], event: string, fields: Record<string, unknown>, msg: string): void;
   restart(): Promise<void>;
@@ -43,6 +47,16 @@ export interface AttemptHost {
 export const DEFAULT_CONNECTIONS = 8;
 /** Default for `download.segmentThresholdBytes`. */
 export const DEFAULT_SEGMENT_THRESHOLD = 32 << 20;
+/** Default for `download.segmentBelowBytesPerSec`. */
+export const DEFAULT_SEGMENT_BELOW = 32 << 20;
+/**
+ * The first stream is measured for this long (from its first byte) or this
+ * many bytes, whichever comes first: long enough that start-up jitter (the
+ * extraction starting, a busy machine) does not pass for a slow link, short
+ * enough that a capped link loses ~0.1 s of its extra connections.
+ */
+const PROBE_MS = 100;
+const PROBE_BYTES = 16 << 20;
 
 /** One attempt at `url`; see the module comment. */
 export async function attemptDownload(job: AttemptHost, url: string): Promise<AttemptOutcome> {
@@ -63,10 +77,11 @@ export async function attemptDownload(job: AttemptHost, url: string): Promise<At
   }
   const verdict = await accept(job, url, res, offset, sameSource);
   if (verdict) return verdict;
-  if (canSegment(job, url, res)) return segmented(job, url, res);
+  const segmentable = canSegment(job, url, res);
+  if (segmentable && job.linkSpeed === 'slow') return segmented(job, url, res);
   job.connections = 1;
   try {
-    return await streamBody(job, res);
+    return await streamBody(job, res, segmentable && job.linkSpeed === undefined);
   } finally {
     job.connections = 0;
   }
@@ -127,15 +142,38 @@ async function restartLogged(job: AttemptHost, url: string, reason: string): Pro
   await job.restart();
 }
 
-/** One stream: the body goes to the `.part` at the end and through the sink. */
-async function streamBody(job: AttemptHost, res: HttpResponse): Promise<AttemptOutcome> {
+/**
+ * One stream: the body goes to the `.part` at the end and through the sink.
+ * With `probe`, the first bytes measure the link: a slow one is left for
+ * segments (`again`), a fast one keeps this stream.
+ */
+async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): Promise<AttemptOutcome> {
   const feed = new Feed(job.sink, { fh: job.part.fh, position: job.sink.bytes });
   const start = job.sink.bytes;
-  res.body.on('data', (c: Buffer) => { job.downloaded += c.length; });
+  const d = job.req.download;
+  const probeBytes = Math.min(PROBE_BYTES, d.segmentBytes ?? PROBE_BYTES);
+  const probeMs = d.segmentBytes !== undefined ? 0 : PROBE_MS; // a set segment size (tests, tiny archives) decides on its bytes alone
+  let seen = 0;
+  let t0 = 0;
+  const toSegments = new Error('the link is slow: switching to segments');
+  res.body.on('data', (c: Buffer) => {
+    job.downloaded += c.length;
+    if (!probe) return;
+    if (seen === 0) t0 = performance.now();
+    seen += c.length;
+    if (seen === c.length) return; // a rate needs two chunks at least
+    if (seen < probeBytes && (probeMs === 0 || performance.now() - t0 < probeMs)) return;
+    probe = false;
+    const rate = (seen - c.length) / Math.max(1e-3, (performance.now() - t0) / 1000);
+    job.linkSpeed = rate < (d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW) ? 'slow' : 'fast';
+    job.linkRate = Math.round(rate);
+    if (job.linkSpeed === 'slow') res.body.destroy(toSegments);
+  });
   try {
     await pipe(res.body, feed);
   } catch (err) {
     await feed.inflight; // the .part must hold exactly the hashed bytes before the next Range
+    if (err === toSegments && !feed.fatal) return { kind: 'again', reason: toSegments.message };
     if (feed.fatal) return { kind: 'fatal', error: feed.fatal };
     if (job.ctx.signal.aborted) return { kind: 'fatal', error: err as Error };
     return { kind: 'retry', error: describeBreak(err as Error, job.sink.bytes - start) };
@@ -184,7 +222,7 @@ async function segmented(job: AttemptHost, url: string, probe: HttpResponse): Pr
   // Before any byte lands out of order: the metadata must never let the file's size pass for its prefix.
   let done = onDisk;
   await job.saveMeta({ ...(job.meta ?? { url }), url, total, done });
-  job.log('info', 'download.segmented', { url, connections, segments: ranges.length, segmentBytes: segBytes, offset, total, reused: rangeBytes(job.covered) }, 'downloading in segments');
+  job.log('info', 'download.segmented', { url, linkRate: job.linkRate, connections, segments: ranges.length, segmentBytes: segBytes, offset, total, reused: rangeBytes(job.covered) }, 'downloading in segments');
   const feed = new OrderedFeed({ fh: job.part.fh, sink: job.sink, total, covered: onDisk });
   const ac = new AbortController();
   const feeding = feed.run().catch((err: Error) => { ac.abort(err); throw err; });

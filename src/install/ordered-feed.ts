@@ -66,6 +66,7 @@ export class OrderedFeed {
         got += bytesRead;
       }
       await this.sink.push([buf]);
+      this.sink.onDisk(pos + n);
     }
   }
 }

@@ -20,6 +20,7 @@ import { ArchiveSink, Feed } from './archive-sink.ts';
 import { startExtraction } from './extract.ts';
 import { openPart, readPartMeta, removePart, writePartMeta, type PartMeta } from './part-file.ts';
 import { attemptDownload, type AttemptHost } from './download-attempt.ts';
+import { PartHasher } from './part-hasher.ts';
 
 export interface PipelineContext {
   signal: AbortSignal;
@@ -51,6 +52,8 @@ class InstallJob implements AttemptHost {
   covered: ByteRange[] = [];
   /** Set once a server showed it cannot do segments: one stream from then on. */
   singleStream = false;
+  linkSpeed: 'slow' | 'fast' | undefined;
+  linkRate: number | undefined;
   connections = 0;
   private reused = 0;
   private lastProgress = 0;
@@ -154,7 +157,7 @@ class InstallJob implements AttemptHost {
           progress: () => this.sink.bytes, isComplete: () => this.total !== undefined && this.sink.bytes === this.total,
           log: (level, event, fields, msg) => this.log(level, event, fields, msg),
         });
-        const actual = this.sink.digest();
+        const actual = await this.sink.digest();
         if (actual !== req.sha256) {
           throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the archive's SHA-256 from ${this.url} is ${actual}, expected ${req.sha256}`, {
             data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes },
@@ -186,6 +189,7 @@ class InstallJob implements AttemptHost {
 
   private async cleanup(err: Error, partIsBad: boolean): Promise<void> {
     if (this.sink) {
+      this.sink.close();
       this.sink.extraction.abort(err);
       await this.sink.extraction.finished.catch(() => undefined); // already reported as `err`
     }
@@ -202,7 +206,8 @@ class InstallJob implements AttemptHost {
       limits: this.req.limits,
       archiveBytes: () => this.sink.bytes,
     });
-    this.sink = new ArchiveSink(extraction, { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
+    this.sink?.close();
+    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
   }
 
   /** Forgets every byte so far: truncates the `.part`, wipes staging, starts a fresh pipeline. */
