@@ -53,9 +53,9 @@ export const DEFAULT_SEGMENT_BELOW = 32 << 20;
  * The first stream is measured for this long (from its first byte) or this
  * many bytes, whichever comes first: long enough that start-up jitter (the
  * extraction starting, a busy machine) does not pass for a slow link, short
- * enough that a capped link loses ~0.1 s of its extra connections.
+ * enough that a capped link loses only ~50 ms of its extra connections.
  */
-const PROBE_MS = 100;
+const PROBE_MS = 50;
 const PROBE_BYTES = 16 << 20;
 
 /** One attempt at `url`; see the module comment. */
