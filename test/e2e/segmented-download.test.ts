@@ -79,6 +79,19 @@ describe('segmented download', () => {
     expect((await readPartMeta(req.partPath))?.done).toEqual([{ start: 0, end: gz.length }]);
   });
 
+  it('a link as fast as wanted keeps its one stream: no segments, one request', async () => {
+    const p = '/seg/fast.tar.gz';
+    const req = await request(p, {});
+    req.download.segmentBelowBytesPerSec = 0;
+    const c = collect();
+    const done = await runInstallWorker(req, c.opts);
+    expect(done.sha256).toBe(req.sha256);
+    await expectExactTree(req);
+    expect(c.logs.some((l) => l.event === 'download.segmented')).toBe(false);
+    expect(srv.stats(p).ranges).toEqual([undefined]);
+    expect(c.progress.every((e) => e.connections <= 1)).toBe(true);
+  });
+
   it('a segment cut mid-body is fetched again from its last byte; the tree is exact', async () => {
     const p = '/seg/cut.tar.gz';
     const req = await request(p);
