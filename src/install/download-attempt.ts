@@ -252,6 +252,9 @@ async function segmented(job: AttemptHost, url: string, probe: HttpResponse): Pr
   }
   job.covered = feed.covered.filter((r) => r.end > job.sink.bytes);
   if (!fetchError) return { kind: 'complete' };
+  // Every byte written so far is on disk, also the start of segments cut short: a stop (SIGTERM,
+  // a superseded job) then costs nothing again; only a hard kill loses the unrecorded ones.
+  await job.saveMeta({ ...job.meta!, done: mergeRanges([...done, ...feed.covered]) }).catch(() => undefined);
   if (job.ctx.signal.aborted) return { kind: 'fatal', error: fetchError };
   if (hasCode(fetchError, 'ERR_RANGE_UNSUPPORTED')) {
     // One stream from the bytes fed so far; bytes past them are dropped, so nothing of another version stays.

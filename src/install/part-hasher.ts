@@ -11,23 +11,32 @@ import { moduleUrl } from '../base/runtime.ts';
 import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protocol.ts';
 
 export class PartHasher {
-  private readonly worker: Worker;
-  private readonly result: Promise<string>;
+  private worker: Worker | undefined;
+  private result: Promise<string> | undefined;
   private written = 0;
+  private readonly file: string;
 
   constructor(file: string) {
-    const req: HashRequest = { type: 'hash', file };
-    this.worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
+    this.file = file;
+  }
+
+  /** Started with the first bytes, not before: a download that waits (Retry-After, a slow server) costs no thread. */
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const req: HashRequest = { type: 'hash', file: this.file };
+    const worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
+    this.worker = worker;
     this.result = new Promise<string>((resolve, reject) => {
-      this.worker.on('message', (e: HashEvent) => {
+      worker.on('message', (e: HashEvent) => {
         if (e.type === 'digest') resolve(e.hex);
         else reject(deserializeError(e.error));
-        void this.worker.terminate();
+        void worker.terminate();
       });
-      this.worker.once('error', reject);
-      this.worker.once('exit', (code) => reject(new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`)));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`)));
     });
     this.result.catch(() => undefined); // seen by digest(); a discarded hasher's end is not a failure
+    return worker;
   }
 
   /** Bytes `[0, n)` of the `.part` are on disk. */
@@ -40,15 +49,15 @@ export class PartHasher {
   /** The digest of the first `bytes` bytes of the `.part`. */
   digest(bytes: number): Promise<string> {
     this.post({ type: 'finish', bytes });
-    return this.result;
+    return this.result!;
   }
 
   /** Stops the worker (a restart or a failure). */
   close(): void {
-    void this.worker.terminate();
+    void this.worker?.terminate();
   }
 
   private post(m: HashToWorker): void {
-    this.worker.postMessage(m);
+    this.start().postMessage(m);
   }
 }

@@ -176,9 +176,11 @@ class InstallJob implements AttemptHost {
           throw ledger.finalError(`${req.component} ${req.version}`, err as Error);
         }
         // The digest comes from the config or the manifest, never from a mirror: a mirror serving other bytes is skipped.
-        const fields = { url, next, reason: reasonOf(err as Error, url), code: (err as LanderError).code, expected: req.sha256, ...(err instanceof DigestMismatchError ? { actual: err.data.actual } : {}) };
-        if (err instanceof DigestMismatchError) this.log('warn', 'download.mirror-mismatch', fields, 'the archive from this mirror does not match the expected digest; trying the next mirror from zero');
-        else this.log('warn', 'download.mirror-corrupt', fields, 'the archive from this mirror does not extract; trying the next mirror from zero');
+        if (err instanceof DigestMismatchError) {
+          this.log('warn', 'download.mirror-mismatch', { url, next, expected: req.sha256, actual: err.data.actual }, 'the archive from this mirror does not match the expected digest; trying the next mirror from zero');
+        } else {
+          this.log('warn', 'download.mirror-corrupt', { url, next, reason: reasonOf(err as Error, url), code: (err as LanderError).code, expected: req.sha256 }, 'the archive from this mirror does not extract; trying the next mirror from zero');
+        }
         this.meta = undefined;
         this.total = undefined;
         await this.restart();
