@@ -171,7 +171,9 @@ describe('segmented download', () => {
     expect(done.reusedBytes).toBeGreaterThan(0);
     await expectExactTree({ ...req, stagingDir: `${req.stagingDir}-2` });
     // Bytes fetched twice: at most what the open segments held when the first run was stopped.
-    expect(done.downloadedBytes + done.reusedBytes).toBeLessThanOrEqual(gz.length + SEGMENT);
+    // Received again at most: what the measuring stream's and the probe's sockets held when they were cut
+    // (a whole download again would be ~gz.length more).
+    expect(done.downloadedBytes + done.reusedBytes).toBeLessThanOrEqual(gz.length + 3 * SEGMENT);
     expect(done.downloadedBytes).toBeLessThan(gz.length);
   });
 });
