@@ -21,16 +21,17 @@ export const CAPPED_RATE = '10m';
 
 export interface ThroughputResult {
   capped?: { fx: Fixture; runs: Map<Variant, RunResult[]> };
-  loopback: { fx: Fixture; runs: Map<Variant, RunResult[]> };
+  loopback: { fx: Fixture | undefined; runs: Map<Variant, RunResult[]> };
 }
 
-export async function throughputBench(srv: Served, capped: Fixture | undefined, loop: Fixture, reps: number): Promise<ThroughputResult> {
+export async function throughputBench(srv: Served, capped: Fixture | undefined, loop: Fixture | undefined, reps: number): Promise<ThroughputResult> {
   const out: ThroughputResult = { loopback: { fx: loop, runs: new Map() } };
   if (capped && srv.slowUrl) {
     const url = srv.slowUrl(capped.file, CAPPED_RATE);
     process.stderr.write(`capped link: nginx limit_rate ${CAPPED_RATE} per connection, ${(capped.bytes / 1e6).toFixed(1)} MB\n`);
     out.capped = { fx: capped, runs: await interleave(['lander', 'aria2', 'three-pass'], reps, (v, rep) => runOnce(v, capped, url, `cap-${v}-${rep}`)) };
   }
+  if (!loop) return out;
   process.stderr.write(`loopback: ${(loop.bytes / 1e6).toFixed(0)} MB single-member archive\n`);
   out.loopback.runs = await interleave(['lander', 'shell-pigz', 'three-pass'], reps, (v, rep) => runOnce(v, loop, srv.url(loop.file), `loop-${v}-${rep}`));
   return out;
@@ -54,6 +55,7 @@ export function throughputRows(r: ThroughputResult): string[][] {
     rows.push([`capped link, 8 connections: main-thread event-loop delay p99, ms; peak RSS, MiB`, `${p99.toFixed(1)}; ${summary(rssMiB(lr))}`, '', '—', 'p99 < 5; RSS < 150', yes(p99 < 5 && Math.max(...rssMiB(lr)) < 150)]);
   }
   const m = r.loopback.runs;
+  if (!r.loopback.fx || !m.size) return rows;
   const L = wall(m.get('lander')!);
   const p = pairedRatio(L, wall(m.get('shell-pigz')!));
   const t = pairedRatio(L, wall(m.get('three-pass')!));
@@ -68,10 +70,12 @@ export function throughputRows(r: ThroughputResult): string[][] {
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const reps = Number(process.env.BENCH_REPS ?? 3);
   const capped = await fixture('cuda-libs', Number(process.env.BENCH_CAPPED_MB ?? 44));
-  const loop = await fixture('cuda-libs', Number(process.env.BENCH_SCALE ?? 1024));
-  const srv = await serveDir(path.dirname(loop.file), WORK, [CAPPED_RATE]);
+  // BENCH_ONLY=capped or loopback runs one row.
+  const only = process.env.BENCH_ONLY;
+  const loop = only === 'capped' ? undefined : await fixture('cuda-libs', Number(process.env.BENCH_SCALE ?? 1024));
+  const srv = await serveDir(path.dirname(capped.file), WORK, [CAPPED_RATE]);
   try {
-    const res = await throughputBench(srv, capped, loop, reps);
+    const res = await throughputBench(srv, only === 'loopback' ? undefined : capped, loop, reps);
     for (const row of throughputRows(res)) console.log(`| ${row.join(' | ')} |`);
   } finally {
     await srv.close();

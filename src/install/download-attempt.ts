@@ -48,7 +48,7 @@ export const DEFAULT_CONNECTIONS = 8;
 /** Default for `download.segmentThresholdBytes`. */
 export const DEFAULT_SEGMENT_THRESHOLD = 32 << 20;
 /** Default for `download.segmentBelowBytesPerSec`. */
-export const DEFAULT_SEGMENT_BELOW = 32 << 20;
+export const DEFAULT_SEGMENT_BELOW = 64 << 20;
 /**
  * The first stream is measured for this long (from its first byte) or this
  * many bytes, whichever comes first: long enough that start-up jitter (the
