@@ -47,6 +47,7 @@ export class ArchiveSink {
           data: { url: this.opts.url?.(), limit: 'size', value: this.bytes + c.length, max: this.opts.maxBytes, maxBytes: this.opts.maxBytes },
         });
       }
+      this.hasher.update(c);
       this.bytes += c.length;
       ok = input.write(c);
     }

@@ -158,6 +158,7 @@ class InstallJob implements AttemptHost {
           log: (level, event, fields, msg) => this.log(level, event, fields, msg),
         });
         const actual = await this.sink.digest();
+        this.ctx.signal.throwIfAborted(); // a stop while the digest finished wins over the result
         if (actual !== req.sha256) {
           throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the archive's SHA-256 from ${this.url} is ${actual}, expected ${req.sha256}`, {
             data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes },
