@@ -15,12 +15,14 @@ import { moduleUrl } from '../base/runtime.ts';
 import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protocol.ts';
 
 const HANDOFF_BYTES = 16 << 20;
+const POST_EVERY = 1 << 20;
 
 export class PartHasher {
   private inline: Hash | undefined = createHash('sha256');
   private worker: Worker | undefined;
   private result: Promise<string> | undefined;
   private written = 0;
+  private posted = 0;
   private readonly file: string;
 
   constructor(file: string) {
@@ -57,6 +59,9 @@ export class PartHasher {
     this.written = n;
     if (this.inline && n < HANDOFF_BYTES) return;
     this.inline = undefined;
+    // One message per MiB, not per socket chunk (a message costs ~30 µs of this thread); `finish` carries the rest.
+    if (n - this.posted < POST_EVERY) return;
+    this.posted = n;
     this.post({ type: 'upto', bytes: n });
   }
 

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { runInstallWorker } from '../../src/install/worker-client.ts';
 import type { InstallRequest, LogEvent, ProgressEvent } from '../../workers/protocol.ts';
 import { readPartMeta } from '../../src/install/part-file.ts';
+import { DigestMismatchError } from '../../src/base/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, sha256Hex } from '../helpers/archive.ts';
 import { workerRequest } from '../helpers/install-request.ts';
@@ -175,5 +176,21 @@ describe('segmented download', () => {
     // (a whole download again would be ~gz.length more).
     expect(done.downloadedBytes + done.reusedBytes).toBeLessThanOrEqual(gz.length + 3 * SEGMENT);
     expect(done.downloadedBytes).toBeLessThan(gz.length);
+  });
+
+  it('past 16 MiB the hash worker takes the digest over from byte 0: the right one installs, a wrong one is refused', async () => {
+    const big = randomBytes(17 << 20);
+    const bigGz = await buildTarGz([{ name: 'lib/big.so', content: big }], 1);
+    const p = '/seg/big.tar.gz';
+    const req = await request(p);
+    srv.serve(p, bigGz);
+    req.sha256 = sha256Hex(bigGz);
+    req.partPath = path.join(root, 'downloads', `${req.sha256}.part`);
+    const done = await runInstallWorker(req);
+    expect(done.sha256).toBe(req.sha256);
+    expect((await readFile(path.join(req.stagingDir, 'lib/big.so'))).equals(big)).toBe(true);
+    const wrong = await runInstallWorker({ ...req, jobId: `seg${++n}`, stagingDir: `${req.stagingDir}-w`, sha256: 'f'.repeat(64), partPath: path.join(root, 'downloads', 'w.part') }).catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(DigestMismatchError);
+    expect((wrong as DigestMismatchError).data.actual).toBe(req.sha256);
   });
 });
