@@ -17,7 +17,8 @@ import type { ChildResult, Job, NodeVariant } from './install-child.ts';
 import { serveDir } from './serve.ts';
 import { pairedRatio, ratioText, summary } from './stats.ts';
 
-export type Variant = NodeVariant | 'shell-verify' | 'shell-plain';
+export type Variant = NodeVariant | ShellVariant;
+type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'aria2';
 
 export interface RunResult {
   variant: Variant;
@@ -67,10 +68,15 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-const SHELL: Record<'shell-verify' | 'shell-plain', string> = {
+const SHELL: Record<ShellVariant, string> = {
   'shell-verify': 'set -o pipefail; $T curl -sf "$URL" | $T tee >($T openssl dgst -sha256 -r > "$SUM") | $T pigz -dc | $T tar -x -C "$DIR"; rc=$?; wait $!; exit $rc',
   'shell-plain': 'set -o pipefail; $T curl -sf "$URL" | $T tar -xz -C "$DIR"',
+  // The bare pipeline a user would type: no digest, gzip on pigz's threads.
+  'shell-pigz': 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR"',
+  // Download only, 8 connections, 8 splits: the multi-connection tool a user reaches for.
+  'aria2': '$T aria2c -q -x8 -s8 -k1M --file-allocation=none --allow-overwrite=true -d "$DIR" -o archive.tar.gz "$URL"',
 };
+const isShell = (v: Variant): v is ShellVariant => v in SHELL;
 
 /** One install of `fx` by `variant` into a fresh folder; removes it and syncs afterwards (untimed). */
 export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: string): Promise<RunResult> {
@@ -80,7 +86,7 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
   const sumFile = path.join(WORK, `sum-${tag}`);
   await mkdir(WORK, { recursive: true });
   try {
-    if (variant === 'shell-verify' || variant === 'shell-plain') {
+    if (isShell(variant)) {
       await mkdir(dir);
       const T = existsSync(TIME) ? `${TIME} -f %M,%U,%S -a -o ${rssFile}` : '';
       const r = await run('bash', ['-c', SHELL[variant]], { T, URL: url, DIR: dir, SUM: sumFile });

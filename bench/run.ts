@@ -20,6 +20,7 @@ import { generationBench } from './generation.ts';
 import { installBench, interleave, rssFlatBench, rssMiB, runOnce, wall, WORK, type RunResult, type Variant } from './install.ts';
 import { restartBench } from './restart.ts';
 import { serveDir } from './serve.ts';
+import { CAPPED_RATE, throughputBench, throughputRows, type ThroughputResult } from './throughput.ts';
 import { median, pairedRatio, ratioText, summary } from './stats.ts';
 
 const scale = Number(process.env.BENCH_SCALE ?? 1024);
@@ -32,13 +33,17 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 log(`fixtures (cuda-libs ${scale} MB and ${Math.round(scale / 4)} MB; generated once, then cached)`);
 const large = await fixture('cuda-libs', scale);
 const small = await fixture('cuda-libs', Math.round(scale / 4));
-const srv = await serveDir(path.dirname(large.file), WORK, rates);
+const capped = await fixture('cuda-libs', Number(process.env.BENCH_CAPPED_MB ?? 44));
+const srv = await serveDir(path.dirname(large.file), WORK, [...new Set([...rates, CAPPED_RATE])]);
 log(`serving with ${srv.kind} at ${srv.origin}`);
 
 let install: Map<Variant, RunResult[]>;
 let flat: Awaited<ReturnType<typeof rssFlatBench>>;
 const slow = new Map<string, Map<Variant, RunResult[]>>();
+let throughput: ThroughputResult;
 try {
+  log('throughput: capped link and loopback (issue 15)');
+  throughput = await throughputBench(srv, capped, large, reps);
   log(`install, ${reps} interleaved repetitions`);
   install = await installBench(large, srv.url(large.file), reps);
   log('peak RSS at two sizes (lander)');
@@ -87,6 +92,7 @@ const rows: string[][] = [
     const r = pairedRatio(wall(m.get('lander')!), wall(m.get('three-pass')!));
     return [`install wall time through nginx limit_rate ${rate} (a network link), ${mib(small.bytes)} MiB, s`, s2(wall(m.get('lander')!)), `three-pass ${s2(wall(m.get('three-pass')!))}`, ratioText(r), '≤ 0.70×', yes(r.median <= 0.7)];
   }),
+  ...throughputRows(throughput),
   ['main-thread event-loop delay p50 / p99 / max, ms (beyond the 10 ms resolution; max = worst run)', eldText(L, eld), `pipeline on the main thread: ${eldText(get('main-thread'), eld)}; an idle control process beside lander: ${eldText(L, ctl)}, beside main-thread: ${eldText(get('main-thread'), ctl)}`, '—', 'p99 < 10, max < 50', yes(lp99 < 10 && lmax < 50)],
   ['peak RSS, MiB (maxRSS of a fresh process)', summary(landerRss), `three-pass ${summary(rssMiB(get('three-pass')))}; main-thread ${summary(rssMiB(get('main-thread')))}; idle node ${summary(rssMiB(get('idle')))}; shell verify (sum of its processes) ${summary(rssMiB(get('shell-verify')))}`, '—', '< 150', yes(Math.max(...landerRss) < 150)],
   [`peak RSS at ${mib(large.bytes)} vs ${mib(small.bytes)} MiB archives, MiB`, summary(rssMiB(flat.large)), `lander at ${mib(small.bytes)} MiB: ${summary(rssMiB(flat.small))}`, ratioText(flatRatio), 'flat (≤ 1.10×)', yes(flatRatio.median <= 1.1)],

@@ -143,13 +143,15 @@ export class Daemon implements DaemonControl {
       const job = this.#jobs.get(component);
       this.#jobTouched.set(component, Date.now());
       const startedAt = job?.version === version ? job.startedAt : new Date().toISOString();
-      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, startedAt });
+      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, connections: e.connections, startedAt });
+      this.metrics.downloadConnections(component, e.connections);
       const prev = this.#downloaded.get(component) ?? 0;
       if (e.downloadedBytes > prev) this.metrics.bytesDownloaded(component, e.downloadedBytes - prev);
       this.#downloaded.set(component, e.downloadedBytes);
-      this.#emit({ type: 'progress', component, version, bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), downloadedBytes: e.downloadedBytes, rate: e.rate, extractedBytes: e.extractedBytes });
+      this.#emit({ type: 'progress', component, version, bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), downloadedBytes: e.downloadedBytes, rate: e.rate, connections: e.connections, extractedBytes: e.extractedBytes });
     });
     l.on('outcome', (o) => {
+      this.metrics.downloadConnections(o.component, 0);
       this.#jobs.delete(o.component);
       this.#jobTouched.delete(o.component);
       this.#downloaded.delete(o.component);

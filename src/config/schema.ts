@@ -189,7 +189,7 @@ const serverSchema = z
   })
   .strict();
 
-const downloadDefaults = { concurrency: 2, connectTimeout: 15_000, idleTimeout: 30_000, retries: 5, backoffInitial: 1_000, backoffMax: 30_000 };
+const downloadDefaults = { concurrency: 2, connectTimeout: 15_000, idleTimeout: 30_000, retries: 5, backoffInitial: 1_000, backoffMax: 30_000, connections: 8, segmentThreshold: 32 << 20 };
 const downloadSchema = z
   .object({
     /** Components installed at once. @default 2 */
@@ -201,6 +201,12 @@ const downloadSchema = z
     retries: z.number().int().min(0).max(100).default(downloadDefaults.retries),
     backoffInitial: duration('download.backoffInitial').default(downloadDefaults.backoffInitial),
     backoffMax: duration('download.backoffMax').default(downloadDefaults.backoffMax),
+    /** Connections for one archive on a server that honours ranges; 1 keeps one stream. @default 8 */
+    connections: z.number().int().min(1).max(16).default(downloadDefaults.connections),
+    /** An archive with less than this left to fetch keeps one stream. @default "32MiB" */
+    segmentThreshold: size('download.segmentThreshold').default(downloadDefaults.segmentThreshold),
+    /** Segment size; by default about four per connection, 1-16 MiB. */
+    segmentSize: size('download.segmentSize').optional(),
   })
   .strict()
   .default(downloadDefaults);

@@ -25,6 +25,10 @@ export interface HttpGetOptions {
   maxRedirects?: number;
   /** Ask for the bytes from this offset on (`Range: bytes=N-`). */
   offset?: number;
+  /** Ask for the bytes before this offset only (`Range: bytes=N-M`, M = end - 1); needs `offset`. */
+  end?: number;
+  /** A keep-alive agent for direct (unproxied) requests, so segments reuse connections. @default none (one connection per request) */
+  agent?: http.Agent;
   /** ETag or Last-Modified for `If-Range`: a changed resource then comes back whole (200). */
   ifRange?: string;
   /** Extra request headers. */
@@ -92,14 +96,23 @@ function withoutAuthorization(h: Record<string, string>): Record<string, string>
 
 async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse> {
   const proxy = proxyFor(url);
-  if (!proxy) return requestVia(url, opts, () => (url.protocol === 'https:' ? https : http).get(url, { headers: baseHeaders(opts), agent: false }));
+  if (!proxy) {
+    const agent = opts.agent && (url.protocol === 'https:') === opts.agent instanceof https.Agent ? opts.agent : false;
+    return requestVia(url, opts, () => (url.protocol === 'https:' ? https : http).get(url, { headers: baseHeaders(opts), agent }));
+  }
   if (url.protocol === 'http:') {
     // An absolute-URI request to the proxy (RFC 9112 3.2.2).
     return requestVia(url, opts, () => http.get({ host: proxy.hostname, port: proxy.port || 80, path: url.href, headers: { ...baseHeaders(opts), host: url.host, ...proxyAuthHeader(proxy) }, agent: false }));
   }
   const tunnel = await openTunnel(proxy, url, opts.connectTimeoutMs ?? 15_000, opts.signal);
   // One request per tunnel: the socket is ours to close, or a kept-alive tunnel holds the process open.
-  const res = await requestVia(url, opts, () => https.get(url, { headers: { ...baseHeaders(opts), connection: 'close' }, agent: false, createConnection: () => tunnel })).catch((err: unknown) => {
+  // The TLS is already up inside the tunnel, so plain http speaks over it. No `agent` at all: with
+  // `agent: false` Node builds a fresh Agent that ignores `createConnection` and dials the origin
+  // directly, around the proxy (it did, before this was caught by counting bytes in the tunnel).
+  const res = await requestVia(url, opts, () => http.get({
+    host: url.hostname, port: url.port || 443, path: `${url.pathname}${url.search}`,
+    headers: { ...baseHeaders(opts), host: url.host, connection: 'close' }, createConnection: () => tunnel,
+  })).catch((err: unknown) => {
     tunnel.destroy();
     throw err;
   });
@@ -109,7 +122,10 @@ async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse
 
 function baseHeaders(opts: HttpGetOptions): Record<string, string> {
   const headers: Record<string, string> = { 'accept-encoding': 'identity', ...opts.headers };
-  if (opts.offset !== undefined && opts.offset > 0) {
+  if (opts.end !== undefined) {
+    headers.range = `bytes=${opts.offset ?? 0}-${opts.end - 1}`;
+    if (opts.ifRange) headers['if-range'] = opts.ifRange;
+  } else if (opts.offset !== undefined && opts.offset > 0) {
     headers.range = `bytes=${opts.offset}-`;
     if (opts.ifRange) headers['if-range'] = opts.ifRange;
   }

@@ -1,28 +1,31 @@
 /**
- * Where archive bytes go, once each: SHA-256, byte count and size cap, then
- * the extraction's gunzip input, with back-pressure. `Feed` is the Writable
+ * Where archive bytes go, once each: byte count and size cap, then the
+ * extraction's gunzip input, with back-pressure; the SHA-256 is taken by a
+ * hash worker reading the `.part` back (`part-hasher.ts`), told how far the
+ * file holds fed bytes through `onDisk`. `Feed` is the Writable
  * a source (the `.part` replay or a response body) is piped into; it also
  * appends to the `.part` file when given one.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { DownloadError } from '../base/errors.ts';
 import type { Extraction } from './extract.ts';
-import { writeAllAt } from './part-file.ts';
+import { writeAllAt } from '../fetch/write-all.ts';
+import type { PartHasher } from './part-hasher.ts';
 
 export class ArchiveSink {
   /** Archive bytes through the hash so far. */
   bytes = 0;
-  private readonly hash: Hash = createHash('sha256');
   private failure: Error | undefined;
   private readonly waiters = new Set<(err: Error) => void>();
 
   readonly extraction: Extraction;
   private readonly opts: { url?: () => string; maxBytes?: number; onBytes?: (n: number) => void };
+  private readonly hasher: PartHasher;
 
-  constructor(extraction: Extraction, opts: { url?: () => string; maxBytes?: number; onBytes?: (n: number) => void }) {
+  constructor(extraction: Extraction, hasher: PartHasher, opts: { url?: () => string; maxBytes?: number; onBytes?: (n: number) => void }) {
     this.extraction = extraction;
+    this.hasher = hasher;
     this.opts = opts;
     // One reaction on the failure, not one per wait: a 2 GB download waits on drain thousands of times.
     extraction.finished.catch((err: Error) => {
@@ -44,7 +47,7 @@ export class ArchiveSink {
           data: { url: this.opts.url?.(), limit: 'size', value: this.bytes + c.length, max: this.opts.maxBytes, maxBytes: this.opts.maxBytes },
         });
       }
-      this.hash.update(c);
+      this.hasher.update(c);
       this.bytes += c.length;
       ok = input.write(c);
     }
@@ -58,9 +61,19 @@ export class ArchiveSink {
     });
   }
 
-  /** The digest of everything pushed; call once, at the end. */
-  digest(): string {
-    return this.hash.digest('hex');
+  /** The `.part` holds the fed bytes `[0, n)`: the hash worker may read them. */
+  onDisk(n: number): void {
+    this.hasher.onDisk(n);
+  }
+
+  /** The digest of everything pushed (once on disk); call once, at the end. */
+  digest(): Promise<string> {
+    return this.hasher.digest(this.bytes);
+  }
+
+  /** Stops the hash worker. */
+  close(): void {
+    this.hasher.close();
   }
 }
 
@@ -93,7 +106,9 @@ export class Feed extends Writable {
     const pos = this.position;
     this.position += len;
     // The file write and the pipeline run side by side; the .part only ever holds bytes that were hashed.
-    const disk = this.part ? writeAllAt(this.part.fh, bufs, pos) : undefined;
+    // Replayed bytes are on disk already; received ones once written. Either way the hash worker reads them back.
+    const disk = this.part ? writeAllAt(this.part.fh, bufs, pos).then(() => this.sink.onDisk(pos + len)) : undefined;
+    if (!this.part) this.sink.onDisk(pos + len);
     const pipe = this.sink.push(bufs);
     Promise.all([disk, pipe]).then(() => cb(), (err: Error) => {
       this.fatal ??= err;

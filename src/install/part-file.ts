@@ -4,6 +4,7 @@
  * Range request safe with If-Range.
  */
 import { constants as fsc } from 'node:fs';
+import type { ByteRange } from '../fetch/byte-ranges.ts';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 
 export interface PartMeta {
@@ -12,6 +13,12 @@ export interface PartMeta {
   lastModified?: string;
   /** Archive size when the server said it. */
   total?: number;
+  /**
+   * Ranges on disk, for a segmented download (the file then has holes):
+   * only these bytes are trusted. Absent for a single stream, whose bytes
+   * are the file's prefix.
+   */
+  done?: ByteRange[];
 }
 
 /** Reads `<partPath>.json`; undefined when missing or not what we wrote (the `.part` is then not trusted). */
@@ -31,10 +38,16 @@ export async function readPartMeta(partPath: string): Promise<PartMeta | undefin
       ...(typeof m.etag === 'string' ? { etag: m.etag } : {}),
       ...(typeof m.lastModified === 'string' ? { lastModified: m.lastModified } : {}),
       ...(Number.isSafeInteger(m.total) ? { total: m.total } : {}),
+      ...(Array.isArray(m.done) ? { done: m.done.filter(isRange) } : {}),
     };
   } catch {
     return undefined; // a torn write from a crash: start over rather than trust the bytes
   }
+}
+
+function isRange(r: unknown): r is ByteRange {
+  const x = r as ByteRange;
+  return typeof x === 'object' && x !== null && Number.isSafeInteger(x.start) && Number.isSafeInteger(x.end) && x.start >= 0 && x.end > x.start;
 }
 
 /** Writes the metadata via a temp file and rename, so a crash never leaves half a JSON. */
@@ -68,15 +81,3 @@ export async function sizeOf(file: string): Promise<number> {
   }
 }
 
-/** Writes all of `bufs` at `position`, looping over short writes. */
-export async function writeAllAt(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
-  let pos = position;
-  for (const buf of bufs.length > 1 ? [Buffer.concat(bufs)] : bufs) {
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos);
-      off += bytesWritten;
-      pos += bytesWritten;
-    }
-  }
-}

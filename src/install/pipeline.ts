@@ -1,29 +1,31 @@
 /**
  * The one pass: network → `.part` + SHA-256 + size cap → gunzip → tar →
  * staging. Resumes from an earlier `.part` by replaying its bytes through
- * the same pipeline, then asking for the rest with Range/If-Range. Runs in
- * the install worker; `post` carries progress and log events out.
+ * the same pipeline, then asking for the rest with Range/If-Range. A large
+ * archive on a server with ranges comes in segments over several
+ * connections (`download-attempt.ts`); mirrors and retries are
+ * `fetch/mirrors.ts`. Runs in the install worker; `post` carries progress
+ * and log events out.
  */
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as pipe } from 'node:stream/promises';
-import { AbortError, ArchiveError, DigestMismatchError, DownloadError, LanderError, hasCode } from '../base/errors.ts';
-import { assertSpace, diskFullError, spaceNeed } from './disk-space.ts';
-import { backoffDelay, sleep } from '../base/backoff.ts';
-import { httpGet, isRetryableStatus, parseContentRange, type HttpResponse } from '../fetch/http-get.ts';
+import { AbortError, ArchiveError, DigestMismatchError, LanderError, hasCode } from '../base/errors.ts';
+import { diskFullError } from './disk-space.ts';
+import { MirrorLedger, reasonOf, tryMirrors } from '../fetch/mirrors.ts';
+import { contiguousEnd, mergeRanges, type ByteRange } from '../fetch/byte-ranges.ts';
 import type { DoneEvent, InstallRequest, LogEvent, ProgressEvent } from '../../workers/protocol.ts';
 import { ArchiveSink, Feed } from './archive-sink.ts';
 import { startExtraction } from './extract.ts';
 import { openPart, readPartMeta, removePart, writePartMeta, type PartMeta } from './part-file.ts';
+import { attemptDownload, type AttemptHost } from './download-attempt.ts';
+import { PartHasher } from './part-hasher.ts';
 
 export interface PipelineContext {
   signal: AbortSignal;
   post(e: ProgressEvent | LogEvent): void;
 }
-
-/** A hard cap on attempts per URL even while each attempt makes progress (every loop has a cap). */
-const PROGRESS_ATTEMPTS_FACTOR = 50;
 
 /** Runs one install request to a verified staging tree; see the module comment. */
 export async function runInstallPipeline(req: InstallRequest, ctx: PipelineContext): Promise<DoneEvent> {
@@ -31,19 +33,32 @@ export async function runInstallPipeline(req: InstallRequest, ctx: PipelineConte
   return job.run();
 }
 
-class InstallJob {
-  private readonly req: InstallRequest;
-  private readonly ctx: PipelineContext;
-  private sink!: ArchiveSink;
-  private part!: Awaited<ReturnType<typeof openPart>>;
-  private meta: PartMeta | undefined;
-  private url = '';
-  private downloaded = 0;
+/** Failures of a mirror's bytes (not of the network, the disk or the user): the next mirror may serve good ones. */
+function isBytesFailure(err: unknown): boolean {
+  return err instanceof ArchiveError || err instanceof DigestMismatchError || hasCode(err, 'ERR_SIZE_LIMIT');
+}
+
+class InstallJob implements AttemptHost {
+  readonly req: InstallRequest;
+  readonly ctx: PipelineContext;
+  sink!: ArchiveSink;
+  part!: Awaited<ReturnType<typeof openPart>>;
+  meta: PartMeta | undefined;
+  url = '';
+  downloaded = 0;
+  total: number | undefined;
+  spaceChecked = false;
+  /** Bytes on disk beyond the fed prefix, from segments (trusted only while the source is the same). */
+  covered: ByteRange[] = [];
+  /** Set once a server showed it cannot do segments: one stream from then on. */
+  singleStream = false;
+  linkSpeed: 'slow' | 'fast' | undefined;
+  linkRate: number | undefined;
+  connections = 0;
   private reused = 0;
-  private total: number | undefined;
   private lastProgress = 0;
   private lastProgressDownloaded = 0;
-  private spaceChecked = false;
+  private metaWrite: Promise<void> = Promise.resolve();
 
   constructor(req: InstallRequest, ctx: PipelineContext) {
     this.req = req;
@@ -51,7 +66,7 @@ class InstallJob {
     this.url = req.urls[0] ?? '';
   }
 
-  private log(level: LogEvent['level'], event: string, fields: Record<string, unknown>, msg: string): void {
+  log(level: LogEvent['level'], event: string, fields: Record<string, unknown>, msg: string): void {
     this.ctx.post({ type: 'log', level, event, fields: { jobId: this.req.jobId, ...fields }, msg });
   }
 
@@ -60,51 +75,12 @@ class InstallJob {
     let partIsBad = false;
     try {
       this.ctx.signal.throwIfAborted();
-      this.meta = await readPartMeta(req.partPath);
-      this.part = await openPart(req.partPath);
-      let offset = this.part.size;
-      if (offset > 0 && (!this.meta || (req.maxBytes !== undefined && offset > req.maxBytes) || (this.meta.total !== undefined && offset > this.meta.total))) {
-        await this.part.fh.truncate(0); // bytes we cannot vouch for
-        offset = 0;
-      }
+      await this.openPartFile();
       await this.newSink();
-      if (offset > 0) {
-        this.total = this.meta!.total;
-        this.log('info', 'download.resume', { offset, url: this.meta!.url }, 'resuming from the partial download');
-        try {
-          await pipe(createReadStream(req.partPath, { start: 0, end: offset - 1, highWaterMark: 1 << 20 }), new Feed(this.sink), { signal: this.ctx.signal });
-          this.reused = offset;
-        } catch (err) {
-          if (!(err instanceof ArchiveError)) throw err;
-          this.log('warn', 'download.restart', { reason: err.message }, 'the partial download does not extract; starting over');
-          await this.restart();
-        }
-      } else {
-        this.log('info', 'download.start', { url: this.url, total: this.meta?.total }, 'downloading');
-      }
-      let actual: string;
-      for (let from = 0; ; ) {
-        const used = await this.download(from);
-        actual = this.sink.digest();
-        if (actual === req.sha256) break;
-        const mismatch = new DigestMismatchError(
-          `Cannot install ${req.component} ${req.version}: the archive's SHA-256 from ${this.url} is ${actual}, expected ${req.sha256}`,
-          { data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes } },
-        );
-        if (used + 1 >= req.urls.length) {
-          partIsBad = true;
-          throw mismatch;
-        }
-        // The digest comes from the config or the manifest, never from a mirror: a mirror serving other bytes is skipped.
-        this.log('warn', 'download.mirror-mismatch', { url: this.url, next: req.urls[used + 1], expected: req.sha256, actual }, 'the archive from this mirror does not match the expected digest; trying the next mirror from zero');
-        this.meta = undefined;
-        this.total = undefined;
-        await this.restart();
-        from = used + 1;
-      }
-      this.sink.extraction.input.end();
-      await this.sink.extraction.finished;
+      await this.replayPart();
+      const actual = await this.downloadVerified((bad) => { partIsBad = bad; });
       this.emitProgress(true);
+      await this.metaWrite;
       await this.part.fh.close();
       // The .part stays until the caller has committed the tree to the store: a crash before that
       // replays it from disk instead of downloading it again (the caller then removes it).
@@ -119,17 +95,108 @@ class InstallJob {
       }
       if (hasCode(err, 'ENOSPC') && !hasCode(err, 'ERR_DISK_FULL')) err = diskFullError(path.dirname(req.stagingDir), `${req.component} ${req.version}`, err);
       // Bytes that fail to decompress or parse, or exceed the cap, would fail again: drop them.
-      if (err instanceof ArchiveError || hasCode(err, 'ERR_SIZE_LIMIT')) partIsBad = true;
+      if (isBytesFailure(err)) partIsBad = true;
       await this.cleanup(err as Error, partIsBad);
       throw err;
     }
   }
 
+  /** Opens the `.part`; keeps only the bytes its metadata vouches for. */
+  private async openPartFile(): Promise<void> {
+    const { req } = this;
+    this.meta = await readPartMeta(req.partPath);
+    this.part = await openPart(req.partPath);
+    const size = this.part.size;
+    // A segmented .part has holes: only its recorded ranges (within the file) are trusted.
+    const done = this.meta?.done ? mergeRanges(this.meta.done.map((r) => ({ start: r.start, end: Math.min(r.end, size) }))) : size > 0 ? [{ start: 0, end: size }] : [];
+    const prefix = contiguousEnd(done, 0);
+    const untrusted = !this.meta || (req.maxBytes !== undefined && size > req.maxBytes) || (this.meta.total !== undefined && size > this.meta.total);
+    if (size > 0 && untrusted) {
+      await this.part.fh.truncate(0); // bytes we cannot vouch for
+      this.part.size = 0;
+      return;
+    }
+    this.part.size = prefix;
+    this.covered = done.filter((r) => r.end > prefix);
+  }
+
+  /** Replays the trusted prefix of an earlier `.part` through a fresh pipeline. */
+  private async replayPart(): Promise<void> {
+    const offset = this.part.size;
+    if (offset === 0) {
+      this.log('info', 'download.start', { url: this.url, total: this.meta?.total }, 'downloading');
+      return;
+    }
+    this.total = this.meta!.total;
+    this.log('info', 'download.resume', { offset, url: this.meta!.url, segments: this.covered.length }, 'resuming from the partial download');
+    try {
+      await pipe(createReadStream(this.req.partPath, { start: 0, end: offset - 1, highWaterMark: 1 << 20 }), new Feed(this.sink), { signal: this.ctx.signal });
+      this.reused = offset + this.covered.reduce((a, r) => a + r.end - r.start, 0);
+    } catch (err) {
+      if (!(err instanceof ArchiveError)) throw err;
+      this.log('warn', 'download.restart', { reason: err.message }, 'the partial download does not extract; starting over');
+      await this.restart();
+    }
+  }
+
+  /**
+   * Downloads through the mirrors until one gives bytes that extract and
+   * match the digest; a mirror whose bytes fail (corrupt gzip or tar, other
+   * digest, over the size) is skipped and the next is tried from zero.
+   * Returns the digest.
+   */
+  private async downloadVerified(markBad: (bad: boolean) => void): Promise<string> {
+    const { req } = this;
+    const ledger = new MirrorLedger();
+    for (let from = 0; ;) {
+      let used = { index: from, attempts: 0 };
+      try {
+        used = await tryMirrors({
+          subject: `${req.component} ${req.version}`, urls: req.urls, from, retry: req.download, signal: this.ctx.signal, ledger,
+          attempt: (url) => { used.index = req.urls.indexOf(url); return attemptDownload(this, url); },
+          progress: () => this.sink.bytes, isComplete: () => this.total !== undefined && this.sink.bytes === this.total,
+          log: (level, event, fields, msg) => this.log(level, event, fields, msg),
+        });
+        const actual = await this.sink.digest();
+        this.ctx.signal.throwIfAborted(); // a stop while the digest finished wins over the result
+        if (actual !== req.sha256) {
+          throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the archive's SHA-256 from ${this.url} is ${actual}, expected ${req.sha256}`, {
+            data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes },
+          });
+        }
+        this.sink.extraction.input.end();
+        await this.sink.extraction.finished;
+        return actual;
+      } catch (err) {
+        if (!isBytesFailure(err) || this.ctx.signal.aborted) throw err;
+        const url = this.url;
+        ledger.record(url, Math.max(1, used.attempts), err as Error);
+        const next = req.urls[used.index + 1];
+        if (next === undefined) {
+          markBad(true);
+          throw ledger.finalError(`${req.component} ${req.version}`, err as Error);
+        }
+        // The digest comes from the config or the manifest, never from a mirror: a mirror serving other bytes is skipped.
+        if (err instanceof DigestMismatchError) {
+          this.log('warn', 'download.mirror-mismatch', { url, next, expected: req.sha256, actual: err.data.actual }, 'the archive from this mirror does not match the expected digest; trying the next mirror from zero');
+        } else {
+          this.log('warn', 'download.mirror-corrupt', { url, next, reason: reasonOf(err as Error, url), code: (err as LanderError).code, expected: req.sha256 }, 'the archive from this mirror does not extract; trying the next mirror from zero');
+        }
+        this.meta = undefined;
+        this.total = undefined;
+        await this.restart();
+        from = used.index + 1;
+      }
+    }
+  }
+
   private async cleanup(err: Error, partIsBad: boolean): Promise<void> {
     if (this.sink) {
+      this.sink.close();
       this.sink.extraction.abort(err);
       await this.sink.extraction.finished.catch(() => undefined); // already reported as `err`
     }
+    await this.metaWrite.catch(() => undefined); // a failed metadata write is not this failure
     await this.part?.fh.close().catch(() => undefined); // closing twice after success paths is harmless
     await rm(this.req.stagingDir, { recursive: true, force: true });
     if (partIsBad) await removePart(this.req.partPath);
@@ -142,21 +209,32 @@ class InstallJob {
       limits: this.req.limits,
       archiveBytes: () => this.sink.bytes,
     });
-    this.sink = new ArchiveSink(extraction, { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
+    this.sink?.close();
+    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
   }
 
   /** Forgets every byte so far: truncates the `.part`, wipes staging, starts a fresh pipeline. */
-  private async restart(): Promise<void> {
+  async restart(): Promise<void> {
     const old = this.sink.extraction;
     old.abort(new LanderError('ERR_RESTART', 'restarting the download from zero'));
     await old.finished.catch(() => undefined); // the restart is the intended outcome
     await rm(this.req.stagingDir, { recursive: true, force: true });
+    await this.metaWrite.catch(() => undefined); // superseded below
     await this.part.fh.truncate(0);
+    this.covered = [];
     this.reused = 0;
     await this.newSink();
   }
 
-  private emitProgress(force: boolean): void {
+  /** Writes `.part.json` after any write still in flight (segments finish in any order). */
+  saveMeta(meta: PartMeta): Promise<void> {
+    this.meta = meta;
+    const write = this.metaWrite.then(() => writePartMeta(this.req.partPath, meta));
+    this.metaWrite = write.catch(() => undefined); // the caller awaits `write` and sees its error
+    return write;
+  }
+
+  emitProgress(force: boolean): void {
     const now = performance.now();
     const every = this.req.progressIntervalMs ?? 100;
     if (!force && now - this.lastProgress < every) return;
@@ -165,169 +243,8 @@ class InstallJob {
     this.lastProgress = now;
     this.lastProgressDownloaded = this.downloaded;
     this.ctx.post({
-      type: 'progress', jobId: this.req.jobId, bytes: this.sink.bytes, total: this.total,
+      type: 'progress', jobId: this.req.jobId, bytes: this.sink.bytes, total: this.total, connections: this.connections,
       downloadedBytes: this.downloaded, rate, extractedBytes: this.sink.extraction.extractedBytes(),
     });
   }
-
-  /**
-   * Tries each URL from `from` on in turn until the archive is complete and
-   * returns the index of the one that completed it; otherwise throws, naming
-   * every URL tried, how it failed and how often it was tried.
-   */
-  private async download(from = 0): Promise<number> {
-    const { req } = this;
-    const d = req.download;
-    let lastError: Error | undefined;
-    let attemptsTotal = 0;
-    const tried: { url: string; attempts: number; reason: string }[] = [];
-    for (let i = from; i < req.urls.length; i++) {
-      const url = req.urls[i]!;
-      this.url = url;
-      let failures = 0; // consecutive attempts that brought no byte
-      let attempts = 0;
-      let retryAfter: string | undefined;
-      while (attempts < (d.retries + 1) * PROGRESS_ATTEMPTS_FACTOR) {
-        if (this.total !== undefined && this.sink.bytes === this.total) return i;
-        if (attempts > 0) {
-          const delayMs = backoffDelay({ attempt: Math.max(1, failures), initialMs: d.backoffInitialMs, maxMs: d.backoffMaxMs, retryAfter });
-          this.log('warn', 'download.retry', { url, attempt: attempts + 1, delayMs, reason: lastError?.message, offset: this.sink.bytes }, 'retrying the download');
-          await sleep(delayMs, this.ctx.signal);
-        }
-        attempts++;
-        attemptsTotal++;
-        const before = this.sink.bytes;
-        const r = await this.attempt(url);
-        if (r.kind === 'complete') return i;
-        lastError = r.error;
-        if (r.kind === 'fatal') throw r.error;
-        if (r.kind === 'next-url') {
-          lastError = new DownloadError(
-            hasCode(r.error, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : (r.error as DownloadError).code ?? 'ERR_DOWNLOAD_FAILED',
-            `Cannot download ${url}: ${reasonOf(r.error, url)} (after ${attempts} ${attempts === 1 ? 'attempt' : 'attempts'})`,
-            { cause: r.error, data: { url, attempts, offset: this.sink.bytes, ...((r.error as DownloadError).data ?? {}) } },
-          );
-          break;
-        }
-        retryAfter = r.retryAfter;
-        // A break after progress is not the server failing us; only attempts that bring nothing count.
-        failures = this.sink.bytes > before ? 0 : failures + 1;
-        if (failures > d.retries) {
-          lastError = new DownloadError(
-            hasCode(r.error, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : 'ERR_DOWNLOAD_FAILED',
-            `Cannot download ${url}: ${reasonOf(r.error, url)} (after ${attempts} attempts)`,
-            { cause: r.error, data: { url, attempts, offset: this.sink.bytes } },
-          );
-          break;
-        }
-      }
-      tried.push({ url, attempts, reason: lastError ? reasonOf(lastError, url) : 'no attempt' });
-    }
-    if (tried.length > 1) {
-      const each = tried.map((t) => `${t.url}: ${t.reason.replace(/ \(after \d+ attempts?\)$/, '')} (after ${t.attempts} ${t.attempts === 1 ? 'attempt' : 'attempts'})`).join('; ');
-      throw new DownloadError(hasCode(lastError, 'ERR_HTTP_STATUS') ? 'ERR_HTTP_STATUS' : 'ERR_DOWNLOAD_FAILED', `Cannot download ${req.component} ${req.version} from any of its ${tried.length} URLs: ${each}`, {
-        cause: lastError, data: { url: this.url, urls: tried.map((t) => t.url), tried, attempts: attemptsTotal },
-      });
-    }
-    if (lastError instanceof DownloadError) throw lastError;
-    throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.url}: ${lastError?.message ?? 'no URL to try'} (after ${attemptsTotal} attempts)`, {
-      cause: lastError, data: { url: this.url, urls: req.urls, attempts: attemptsTotal },
-    });
-  }
-
-  private async attempt(url: string): Promise<
-    | { kind: 'complete' } | { kind: 'retry'; error: Error; retryAfter?: string } | { kind: 'next-url'; error: Error } | { kind: 'fatal'; error: Error }
-  > {
-    const { req } = this;
-    const offset = this.sink.bytes;
-    const sameSource = this.meta?.url === url;
-    const ifRange = sameSource ? (this.meta?.etag ?? this.meta?.lastModified) : undefined;
-    let res: HttpResponse;
-    try {
-      res = await httpGet(url, {
-        offset, ifRange, signal: this.ctx.signal, ...(req.headers?.[url] ? { headers: req.headers[url] } : {}),
-        connectTimeoutMs: req.download.connectTimeoutMs, idleTimeoutMs: req.download.idleTimeoutMs,
-      });
-    } catch (err) {
-      if (this.ctx.signal.aborted) return { kind: 'fatal', error: err as Error };
-      if (err instanceof DownloadError) return { kind: 'next-url', error: err }; // redirect loop or bad scheme
-      return { kind: 'retry', error: err as Error };
-    }
-    const status = res.status;
-    if (status === 416 && offset > 0) {
-      res.body.destroy();
-      const cr = parseContentRange(res.headers['content-range']);
-      if (cr?.total === offset) { this.total = offset; return { kind: 'complete' }; }
-      await this.restartLogged(url, 'the server refused the range (416)');
-      return { kind: 'retry', error: new Error('HTTP 416 for the resume range') };
-    }
-    if (status !== 200 && status !== 206) {
-      res.body.destroy();
-      const error = new DownloadError('ERR_HTTP_STATUS', `Cannot download ${url}: the server answered HTTP ${status}`, { data: { url, status } });
-      return isRetryableStatus(status) ? { kind: 'retry', error, retryAfter: res.headers['retry-after'] } : { kind: 'next-url', error };
-    }
-    if (status === 206) {
-      const cr = parseContentRange(res.headers['content-range']);
-      if (offset === 0 || cr?.start !== offset) {
-        res.body.destroy();
-        await this.restartLogged(url, `the server sent a range starting at ${cr?.start}, not ${offset}`);
-        return { kind: 'retry', error: new Error(`wrong Content-Range ${res.headers['content-range']}`) };
-      }
-      this.total = cr.total ?? this.total;
-    } else {
-      if (offset > 0) await this.restartLogged(url, 'the server ignored the range or the file changed (200)');
-      const len = Number(res.headers['content-length']);
-      this.total = Number.isSafeInteger(len) ? len : undefined;
-    }
-    if (req.maxBytes !== undefined && this.total !== undefined && this.total > req.maxBytes) {
-      res.body.destroy();
-      return { kind: 'fatal', error: new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${url}: it is ${this.total} bytes, over the ${req.maxBytes}-byte limit`, { data: { url, size: this.total, maxBytes: req.maxBytes } }) };
-    }
-    if (req.disk && this.total !== undefined && !this.spaceChecked) {
-      this.spaceChecked = true;
-      try {
-        const need = spaceNeed({ archiveBytes: this.total, alreadyOnDisk: offset, expansionEstimate: req.disk.expansionEstimate, marginBytes: req.disk.marginBytes });
-        await assertSpace(path.dirname(req.stagingDir), need, `${req.component} ${req.version}`);
-      } catch (err) {
-        res.body.destroy();
-        return { kind: 'fatal', error: err as Error };
-      }
-    }
-    if (status === 200 || !sameSource) {
-      this.meta = { url, etag: res.headers.etag, lastModified: res.headers['last-modified'], total: this.total };
-      await writePartMeta(req.partPath, this.meta);
-    }
-    const feed = new Feed(this.sink, { fh: this.part.fh, position: this.sink.bytes });
-    const start = this.sink.bytes;
-    res.body.on('data', (c: Buffer) => { this.downloaded += c.length; });
-    try {
-      await pipe(res.body, feed);
-    } catch (err) {
-      await feed.inflight; // the .part must hold exactly the hashed bytes before the next Range
-      if (feed.fatal) return { kind: 'fatal', error: feed.fatal };
-      if (this.ctx.signal.aborted) return { kind: 'fatal', error: err as Error };
-      return { kind: 'retry', error: describeBreak(err as Error, this.sink.bytes - start) };
-    }
-    if (this.total !== undefined && this.sink.bytes < this.total) {
-      return { kind: 'retry', error: new Error(`short body: ${this.sink.bytes} of ${this.total} bytes`) };
-    }
-    return { kind: 'complete' };
-  }
-
-  private async restartLogged(url: string, reason: string): Promise<void> {
-    this.log('warn', 'download.restart', { url, reason, discarded: this.sink.bytes }, 'restarting the download from zero');
-    this.total = undefined;
-    await this.restart();
-  }
-}
-
-/** An attempt's failure without the `Cannot download <url>: ` its message may already start with. */
-function reasonOf(err: Error, url: string): string {
-  const prefix = `Cannot download ${url}: `;
-  return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-}
-
-function describeBreak(err: Error, got: number): Error {
-  const code = (err as NodeJS.ErrnoException).code;
-  return new Error(`the connection broke after ${got} bytes (${code ?? err.message})`, { cause: err });
 }

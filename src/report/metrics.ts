@@ -256,6 +256,7 @@ export class LanderMetrics {
   readonly #rollbacks = this.registry.counter({ name: 'lander_rollbacks_total', help: 'Swaps back to a previous generation.' });
   readonly #generation = this.registry.gauge({ name: 'lander_current_generation', help: 'Id of the generation `current` points to.' });
   readonly #versions = new Map<string, string>();
+  readonly #connections = this.registry.gauge({ name: 'lander_download_connections', help: 'HTTP connections bringing archive bytes right now (segmented downloads open several per archive).', labelNames: ['component'] });
   readonly #eld = this.registry.gauge({ name: 'lander_event_loop_delay_seconds', help: "Delay of the daemon's main event loop since start (quantile 1 is the maximum), beyond the 10 ms sampling interval.", labelNames: ['quantile'] });
 
   constructor() {
@@ -266,6 +267,11 @@ export class LanderMetrics {
 
   bytesDownloaded(component: string, n: number): void {
     this.#downloadBytes.inc({ component }, n);
+  }
+
+  /** Connections open for `component`'s download; 0 once it ends. */
+  downloadConnections(component: string, n: number): void {
+    this.#connections.set({ component }, n);
   }
 
   installFinished(component: string, ok: boolean, seconds: number): void {

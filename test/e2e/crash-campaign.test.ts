@@ -42,3 +42,17 @@ it(`survives ${kills} SIGKILLs at random instants (seed ${seed})`, async () => {
   expect(r.inconsistencies).toEqual([]);
   expect(r.kills).toBeGreaterThanOrEqual(kills);
 }, 600_000);
+
+// The same kills while archives come in segments over four connections (.part files with holes,
+// segments recorded in .part.json): every tree consistent, and a resume fetches only what is missing.
+const segKills = Number(process.env.CRASH_SEGMENTED_KILLS ?? 12);
+it(`survives ${segKills} SIGKILLs during multi-connection downloads (seed ${seed + 1})`, async () => {
+  const r = await runCrashCampaign({
+    server, work: path.join(work, 'segmented'), seed: seed + 1, kills: segKills, port: await freePort(), runEvery,
+    download: { connections: 4, segmentThreshold: 0, segmentSize: '16KiB' },
+  });
+  console.log(`segmented crash campaign: ${r.rounds} rounds, ${r.kills} kills, ${r.missed} missed, ${r.inconsistencies.length} inconsistencies, ${r.bytesDownloadedAgain} bytes downloaded again`);
+  for (const i of r.inconsistencies) console.log(`  ${i}`);
+  expect(r.inconsistencies).toEqual([]);
+  expect(r.kills).toBeGreaterThanOrEqual(segKills);
+}, 600_000);

@@ -296,6 +296,7 @@ describe('lander run (daemon)', () => {
     expect(progress.length).toBeGreaterThanOrEqual(3);
     expect(progress.at(-1)!.bytes).toBe(bigCuda.size);
     expect(progress.some((e) => e.bytes < bigCuda.size / 2)).toBe(true);
+    expect(progress.some((e) => e.connections >= 1)).toBe(true);
     expect(events.some((e) => e.type === 'server.state' && e.to === 'healthy')).toBe(true);
 
     const metrics = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/metrics');
@@ -303,6 +304,7 @@ describe('lander run (daemon)', () => {
     const fams = parsePromText(metrics.body);
     expect(sampleValue(fams, 'lander_download_bytes_total', { component: 'cuda-libs' })).toBeGreaterThanOrEqual(bigCuda.size);
     expect(sampleValue(fams, 'lander_server_up')).toBe(1);
+    expect(sampleValue(fams, 'lander_download_connections', { component: 'cuda-libs' })).toBe(0); // the download is over
     expect(sampleValue(fams, 'lander_component_info', { component: 'cuda-libs', version: 'cu128-v2' })).toBe(1);
 
     const sockStatus = await request({ socketPath: path.join(t.root, 'lander.sock') }, 'GET', '/status');
@@ -317,7 +319,8 @@ describe('lander run (daemon)', () => {
 
   it('SIGTERM mid-download exits 0; the next start resumes the download', async () => {
     // A long idle timeout: the stalled first attempt must still be in flight when SIGTERM comes, even on a loaded machine.
-    const t = await setup('sigterm', { download: { retries: 2, backoffInitial: '50ms', idleTimeout: '60s' } });
+    // One stream (segments have their own resume test): the .part is then the prefix the resume starts from.
+    const t = await setup('sigterm', { download: { retries: 2, backoffInitial: '50ms', idleTimeout: '60s', connections: 1 } });
     await t.save({ core: '1.0.0', cuda: 'cu128-v2' });
     server.misbehave(bigCuda.urlPath, { stallAfter: Math.floor(bigCuda.size / 2), times: 1 });
     const sentBefore = server.stats(bigCuda.urlPath).bytesSent;

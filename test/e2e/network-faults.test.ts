@@ -221,6 +221,37 @@ describe('mirrors', () => {
     );
   });
 
+  it('a corrupt mirror (one flipped byte: a gzip/tar error) is skipped; the next mirror installs, the 404 before it is logged', async () => {
+    const good = await archive(300_000);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x40;
+    const req = await request('/m5/good.tar.gz', good);
+    srv.serve('/m5/bad.tar.gz', bad);
+    req.urls = [srv.url('/m5/missing.tar.gz'), srv.url('/m5/bad.tar.gz'), srv.url('/m5/good.tar.gz')];
+    const c = logs();
+    const done = await runInstallWorker(req, c.opts);
+    expect(done.sha256).toBe(req.sha256);
+    expect(await readFile(path.join(req.stagingDir, 'VERSION'), 'utf8')).toBe('1\n');
+    expect(c.list.find((l) => l.event === 'download.mirror-next')?.fields).toMatchObject({ url: req.urls[0], next: req.urls[1], status: 404 });
+    expect(c.list.find((l) => l.event === 'download.mirror-corrupt')?.fields).toMatchObject({ url: req.urls[1], next: req.urls[2], code: expect.stringMatching(/^ERR_ARCHIVE/) });
+    expect((await stat(req.partPath)).size).toBe(good.length);
+  });
+
+  it('when every mirror is corrupt or missing, the error lists each URL, how it failed and how often', async () => {
+    const good = await archive(300_000);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x40;
+    const req = await request('/m6/unused', good);
+    srv.serve('/m6/bad1.tar.gz', bad);
+    srv.serve('/m6/bad2.tar.gz', bad);
+    req.urls = [srv.url('/m6/bad1.tar.gz'), srv.url('/m6/missing.tar.gz'), srv.url('/m6/bad2.tar.gz')];
+    const err = await runInstallWorker(req).catch((e: unknown) => e) as DownloadError;
+    expect(err.code).toMatch(/^ERR_ARCHIVE/);
+    expect(err.message).toMatch(new RegExp(`^Cannot download server 0\\.3\\.1 from any of its 3 URLs: ${req.urls[0]}: .+ \\(after 1 attempt\\); ${req.urls[1]}: the server answered HTTP 404 \\(after 1 attempt\\); ${req.urls[2]}: .+ \\(after 1 attempt\\)$`));
+    expect((err.data.tried as unknown[]).length).toBe(3);
+    await expect(stat(req.partPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('when every mirror serves other bytes: a digest mismatch naming the last mirror, and the .part is dropped', async () => {
     const req = await request('/m4/a.tar.gz', await archive(1000), { sha256: 'e'.repeat(64) });
     srv.serve('/m4/b.tar.gz', await archive(1000));

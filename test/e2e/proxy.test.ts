@@ -5,7 +5,10 @@
  * tunnel, TLS to the origin inside it), by the real `lander install`; small
  * files (manifests, sidecars) in-process. Every URL is on 127.0.0.1, which
  * lander exempts by default, so the tests set NO_PROXY explicitly empty and
- * prove the traffic went through squid from its access log.
+ * prove the traffic went through squid from its access log. The https
+ * origin is reachable only through squid: squid connects from 127.0.0.2
+ * (`tcp_outgoing_address`), the origin drops every other peer and counts
+ * the bytes it sends inside the tunnel.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -29,6 +32,9 @@ let proxyPort = 0;
 let tlsServer: https.Server | undefined;
 let tlsOrigin = '';
 let archive: Buffer;
+/** Body bytes the https origin sent to squid (its only allowed peer), and clients it refused. */
+const tunnelled = { bytes: 0, refused: 0 };
+const SQUID_ADDRESS = '127.0.0.2';
 
 async function waitForPort(port: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -72,7 +78,17 @@ beforeAll(async () => {
   tlsServer = https.createServer({ key: await readFile(path.join(work, 'key.pem')), cert: await readFile(path.join(work, 'cert.pem')) }, (req, res) => {
     const body = req.url === '/tls/core-1.tar.gz' ? archive : req.url === '/tls/core-1.tar.gz.sha256' ? Buffer.from(`${sha256Hex(archive)}  core-1.tar.gz\n`) : undefined;
     if (!body) return void res.writeHead(404).end();
+    const viaSquid = [SQUID_ADDRESS, `::ffff:${SQUID_ADDRESS}`].includes(req.socket.remoteAddress ?? '');
+    if (!viaSquid) { tunnelled.refused++; return void res.destroy(); }
+    res.on('finish', () => { tunnelled.bytes += body.length; });
     res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+  });
+  tlsServer.on('connection', (sock: net.Socket) => {
+    if (sock.remoteAddress !== SQUID_ADDRESS && sock.remoteAddress !== `::ffff:${SQUID_ADDRESS}`) {
+      tunnelled.refused++;
+      sock.destroy(); // a client that went around the proxy
+      return;
+    }
   });
   await new Promise<void>((r) => tlsServer!.listen(0, '127.0.0.1', r));
   tlsOrigin = `https://127.0.0.1:${(tlsServer.address() as net.AddressInfo).port}`;
@@ -89,6 +105,7 @@ beforeAll(async () => {
     'http_access allow loopback',
     'http_access deny all',
     'cache deny all',
+    `tcp_outgoing_address ${SQUID_ADDRESS}`,
     `access_log stdio:${dir}/access.log`,
     `cache_log ${dir}/cache.log`,
     `pid_filename ${dir}/squid.pid`,
@@ -141,6 +158,7 @@ describe.skipIf(!SQUID && !process.env.CI)('proxies (squid on loopback)', () => 
 
   it('HTTPS_PROXY: a CONNECT tunnel with TLS to the origin inside it', async () => {
     const before = (await accessLog()).split('\n').filter((l) => l.includes(' CONNECT ')).length;
+    const bytesBefore = tunnelled.bytes;
     const ca = path.join(work, 'ca.pem');
     const r = await install('https', tlsOrigin, 'tls', { ...direct, HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NODE_EXTRA_CA_CERTS: ca, DENO_CERT: ca });
     expect(r.code, r.stderr).toBe(0);
@@ -150,6 +168,11 @@ describe.skipIf(!SQUID && !process.env.CI)('proxies (squid on loopback)', () => 
     // One tunnel for the sidecar, one for the archive; squid sees host:port, never the paths.
     expect(log.split('\n').filter((l) => l.includes(` CONNECT ${hostPort} `)).length - before).toBeGreaterThanOrEqual(2);
     expect(log).not.toContain('/tls/core-1');
+    // The archive's bytes (and the sidecar's) went through the tunnel, and nobody came around it.
+    expect(tunnelled.refused).toBe(0);
+    const deadline = Date.now() + 5000;
+    while (tunnelled.bytes - bytesBefore < archive.length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(tunnelled.bytes - bytesBefore).toBeGreaterThanOrEqual(archive.length);
   });
 
   it('NO_PROXY naming the host: direct, squid sees nothing', async () => {

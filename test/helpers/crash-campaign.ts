@@ -30,6 +30,8 @@ export interface CampaignOptions {
   port: number;
   /** Every n-th round kills `lander run` (with the server restart) instead of `lander install`; 0 never. @default 5 */
   runEvery?: number;
+  /** Extra `download` settings, e.g. segments over several connections. */
+  download?: Record<string, unknown>;
   say?(line: string): void;
 }
 
@@ -88,7 +90,7 @@ function config(o: CampaignOptions, root: string, t: Target): string {
       server: { version: t.core, url: `${o.server.origin}/download/v{version}/voicebox-server-cuda.tar.gz`, sha256Url: '{url}.sha256' },
       'cuda-libs': { version: t.cuda, url: `${o.server.origin}/download/vlibs/cuda-libs-{version}.tar.gz`, sha256Url: '{url}.sha256' },
     },
-    download: { retries: 3, backoffInitial: '20ms', connectTimeout: '2s', idleTimeout: '3s' },
+    download: { retries: 3, backoffInitial: '20ms', connectTimeout: '2s', idleTimeout: '3s', ...o.download },
     server: {
       command: './voicebox-server-cuda',
       args: ['--port', String(o.port)],

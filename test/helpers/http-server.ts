@@ -46,6 +46,10 @@ export interface Misbehaviour {
   expiring?: boolean;
   /** Requests this applies to before the path behaves again. @default 1 */
   times?: number;
+  /** Requests of the path served normally before this applies (e.g. 1: not the first). @default 0 */
+  after?: number;
+  /** Serve with this ETag instead (If-Range is checked against it): the resource "changed". */
+  etag?: string;
 }
 
 export interface PathStats {
@@ -111,6 +115,7 @@ export async function startTestServer(): Promise<TestServer> {
     const q = faults.get(p);
     const m = q?.[0];
     if (!m) return undefined;
+    if ((m.after ?? 0) > 0) { m.after!--; return undefined; }
     m.times = (m.times ?? 1) - 1;
     if (m.times <= 0) q!.shift();
     return m;
@@ -161,13 +166,15 @@ export async function startTestServer(): Promise<TestServer> {
     }
     const size = f.body.length;
     const headers: Record<string, string> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
-    if (f.etag) headers.etag = f.etag;
+    const etag = fault?.etag ?? f.etag;
+    if (etag) headers.etag = etag;
     if (f.lastModified) headers['last-modified'] = f.lastModified;
     let start = 0;
+    let end = size; // exclusive
     let status = 200;
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'] as string | undefined;
-    const validatorOk = !ifRange || ifRange === f.etag || ifRange === f.lastModified;
+    const validatorOk = !ifRange || ifRange === etag || (fault?.etag === undefined && ifRange === f.lastModified);
     if (m && validatorOk && !fault?.ignoreRange) {
       start = Number(m[1]);
       if (start >= size) {
@@ -175,12 +182,13 @@ export async function startTestServer(): Promise<TestServer> {
         return;
       }
       if (fault?.wrongRangeShift) start = Math.max(0, Math.min(size - 1, start + fault.wrongRangeShift));
+      if (m[2]) end = Math.min(size, Math.max(start + 1, Number(m[2]) + 1));
       status = 206;
-      headers['content-range'] = `bytes ${start}-${size - 1}/${size}`;
+      headers['content-range'] = `bytes ${start}-${end - 1}/${size}`;
     }
-    headers['content-length'] = String(size - start);
+    headers['content-length'] = String(end - start);
     res.writeHead(status, headers);
-    const body = f.body.subarray(start);
+    const body = f.body.subarray(start, end);
     const limit = fault?.cutAfter ?? fault?.stallAfter ?? fault?.endAfter;
     const send = limit === undefined ? body : body.subarray(0, limit);
     writeCounted(res, send, st, () => {

@@ -83,6 +83,9 @@ describe('LanderMetrics', () => {
     m.rollback();
     m.generation(7);
     m.eventLoopDelay({ p50: 0.5, p99: 4, max: 12 });
+    m.downloadConnections('cuda-libs', 8);
+    m.downloadConnections('server', 3);
+    m.downloadConnections('server', 0);
 
     const fams = parsePromText(m.render());
     const v = (name: string, labels?: Record<string, string>) => sampleValue(fams, name, labels);
@@ -102,6 +105,8 @@ describe('LanderMetrics', () => {
     expect(v('lander_component_info', { component: 'cuda-libs', version: 'cu128-v1' })).toBe(1);
     expect(v('lander_rollbacks_total')).toBe(1);
     expect(v('lander_current_generation')).toBe(7);
+    expect(v('lander_download_connections', { component: 'cuda-libs' })).toBe(8);
+    expect(v('lander_download_connections', { component: 'server' })).toBe(0);
     expect(v('lander_event_loop_delay_seconds', { quantile: '0.99' })).toBe(0.004);
     expect(v('lander_event_loop_delay_seconds', { quantile: '1' })).toBe(0.012);
     expect(fams.map((f) => [f.name, f.type])).toEqual([
@@ -113,6 +118,7 @@ describe('LanderMetrics', () => {
       ['lander_component_info', 'gauge'],
       ['lander_rollbacks_total', 'counter'],
       ['lander_current_generation', 'gauge'],
+      ['lander_download_connections', 'gauge'],
       ['lander_event_loop_delay_seconds', 'gauge'],
     ]);
     expect(fams.every((f) => f.help && f.help.length > 0)).toBe(true);

@@ -103,7 +103,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
       }
     }
     const bars = tty ? new ProgressBars(tty) : undefined;
-    reconciler.on('progress', (component, _version, e) => bars?.update(component, { label: component, bytes: e.bytes, rate: e.rate, ...(e.total ? { total: e.total } : {}) }));
+    reconciler.on('progress', (component, _version, e) => bars?.update(component, { label: component, bytes: e.bytes, rate: e.rate, ...(e.total ? { total: e.total } : {}), ...(e.connections > 1 ? { note: `${e.connections} connections` } : {}) }));
     const result = await reconciler.reconcile();
     bars?.draw();
     for (const o of result.components) {

@@ -21,7 +21,8 @@ function jobText(j: NonNullable<DaemonStatus['components'][string]['job']>): str
   const pct = j.total ? ` ${((j.bytes / j.total) * 100).toFixed(0)}%` : '';
   const size = j.total ? `${formatBytes(j.bytes)} / ${formatBytes(j.total)}` : formatBytes(j.bytes);
   const rate = j.rate > 0 ? ` ${formatBytes(j.rate)}/s` : '';
-  return `${safe(j.phase)} ${safe(j.version)}${pct} ${size}${rate}`;
+  const conns = (j.connections ?? 0) > 1 ? ` over ${j.connections} connections` : '';
+  return `${safe(j.phase)} ${safe(j.version)}${pct} ${size}${rate}${conns}`;
 }
 
 export function formatDaemonStatus(s: DaemonStatus): string {
@@ -94,5 +95,5 @@ export function formatEvent(e: DaemonEvent): string | undefined {
 /** A progress line for logs and pipes (no bars), throttled by the caller. */
 export function formatProgress(e: Extract<DaemonEvent, { type: 'progress' }>): string {
   const pct = e.total ? ` ${((e.bytes / e.total) * 100).toFixed(0)}%` : '';
-  return `progress  ${safe(e.component)} ${safe(e.version)}${pct} ${formatBytes(e.bytes)}${e.total ? ` / ${formatBytes(e.total)}` : ''}${e.rate > 0 ? ` ${formatBytes(e.rate)}/s` : ''}`;
+  return `progress  ${safe(e.component)} ${safe(e.version)}${pct} ${formatBytes(e.bytes)}${e.total ? ` / ${formatBytes(e.total)}` : ''}${e.rate > 0 ? ` ${formatBytes(e.rate)}/s` : ''}${(e.connections ?? 0) > 1 ? ` over ${e.connections} connections` : ''}`;
 }

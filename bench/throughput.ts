@@ -1,0 +1,83 @@
+/**
+ * Throughput rows (issue 15), side by side in one run, interleaved:
+ * - a capped link: nginx `limit_rate 10m` per connection, as release CDNs
+ *   cap each connection: lander's install (default settings: 8 connections)
+ *   vs `aria2c -x8 -s8` downloading alone vs the three-pass baseline;
+ * - loopback: lander vs `curl | pigz -dc | tar -x` vs the three-pass
+ *   baseline, on one single-member archive.
+ *
+ * `node dist/bench/throughput.js` runs it alone. BENCH_CAPPED_MB (default
+ * 44, the issue's 43.8 MB archive) and BENCH_SCALE (loopback, MB, default
+ * 1024); BENCH_REPS (default 3).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixture, type Fixture } from './fixture.ts';
+import { interleave, runOnce, wall, WORK, rssMiB, type RunResult, type Variant } from './install.ts';
+import { serveDir, type Served } from './serve.ts';
+import { median, pairedRatio, ratioText, summary } from './stats.ts';
+
+export const CAPPED_RATE = '10m';
+
+export interface ThroughputResult {
+  capped?: { fx: Fixture; runs: Map<Variant, RunResult[]> };
+  loopback: { fx: Fixture | undefined; runs: Map<Variant, RunResult[]> };
+}
+
+export async function throughputBench(srv: Served, capped: Fixture | undefined, loop: Fixture | undefined, reps: number): Promise<ThroughputResult> {
+  const out: ThroughputResult = { loopback: { fx: loop, runs: new Map() } };
+  if (capped && srv.slowUrl) {
+    const url = srv.slowUrl(capped.file, CAPPED_RATE);
+    process.stderr.write(`capped link: nginx limit_rate ${CAPPED_RATE} per connection, ${(capped.bytes / 1e6).toFixed(1)} MB\n`);
+    out.capped = { fx: capped, runs: await interleave(['lander', 'aria2', 'three-pass'], reps, (v, rep) => runOnce(v, capped, url, `cap-${v}-${rep}`)) };
+  }
+  if (!loop) return out;
+  process.stderr.write(`loopback: ${(loop.bytes / 1e6).toFixed(0)} MB single-member archive\n`);
+  out.loopback.runs = await interleave(['lander', 'shell-pigz', 'three-pass'], reps, (v, rep) => runOnce(v, loop, srv.url(loop.file), `loop-${v}-${rep}`));
+  return out;
+}
+
+/** Markdown rows: what, lander, baseline, ratio, target, verdict. */
+export function throughputRows(r: ThroughputResult): string[][] {
+  const yes = (ok: boolean) => (ok ? '**met**' : '**missed**');
+  const s2 = (xs: number[]) => summary(xs, 2);
+  const rows: string[][] = [];
+  if (r.capped) {
+    const m = r.capped.runs;
+    const L = wall(m.get('lander')!);
+    const a = pairedRatio(L, wall(m.get('aria2')!));
+    const t = pairedRatio(L, wall(m.get('three-pass')!));
+    const mb = (r.capped.fx.bytes / 1e6).toFixed(1);
+    rows.push([`capped link (nginx limit_rate ${CAPPED_RATE} per connection), ${mb} MB: install wall time, s`, s2(L), `aria2c -x8 -s8 download only ${s2(wall(m.get('aria2')!))}`, ratioText(a), '≤ 1.50×', yes(a.median <= 1.5)]);
+    rows.push([`capped link, ${mb} MB: install wall time, s`, s2(L), `three-pass ${s2(wall(m.get('three-pass')!))}`, ratioText(t), '≤ 0.25×', yes(t.median <= 0.25)]);
+    const lr = m.get('lander')!;
+    const p99 = median(lr.map((x) => x.eld!.p99));
+    rows.push([`capped link, 8 connections: main-thread event-loop delay p99, ms; peak RSS, MiB`, `${p99.toFixed(1)}; ${summary(rssMiB(lr))}`, '', '—', 'p99 < 5; RSS < 150', yes(p99 < 5 && Math.max(...rssMiB(lr)) < 150)]);
+  }
+  const m = r.loopback.runs;
+  if (!r.loopback.fx || !m.size) return rows;
+  const L = wall(m.get('lander')!);
+  const p = pairedRatio(L, wall(m.get('shell-pigz')!));
+  const t = pairedRatio(L, wall(m.get('three-pass')!));
+  const mb = (r.loopback.fx.bytes / 1e6).toFixed(0);
+  rows.push([`loopback, ${mb} MB single member: install wall time, s`, s2(L), `curl \\| pigz -dc \\| tar -x ${s2(wall(m.get('shell-pigz')!))}`, ratioText(p), '≤ 1.00×', yes(p.median <= 1)]);
+  rows.push([`loopback, ${mb} MB: install wall time, s`, s2(L), `three-pass ${s2(wall(m.get('three-pass')!))}`, ratioText(t), '≤ 0.80×', yes(t.median <= 0.8)]);
+  const cpu = (rs: RunResult[]) => rs.map((x) => (x.cpuMs ?? NaN) / 1000);
+  rows.push([`loopback, ${mb} MB: CPU (user+sys), s`, s2(cpu(m.get('lander')!)), `pigz pipeline ${s2(cpu(m.get('shell-pigz')!))}; three-pass ${s2(cpu(m.get('three-pass')!))}`, '—', '—', '']);
+  return rows;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const reps = Number(process.env.BENCH_REPS ?? 3);
+  const capped = await fixture('cuda-libs', Number(process.env.BENCH_CAPPED_MB ?? 44));
+  // BENCH_ONLY=capped or loopback runs one row.
+  const only = process.env.BENCH_ONLY;
+  const loop = only === 'capped' ? undefined : await fixture('cuda-libs', Number(process.env.BENCH_SCALE ?? 1024));
+  const srv = await serveDir(path.dirname(capped.file), WORK, [CAPPED_RATE]);
+  try {
+    const res = await throughputBench(srv, only === 'loopback' ? undefined : capped, loop, reps);
+    for (const row of throughputRows(res)) console.log(`| ${row.join(' | ')} |`);
+  } finally {
+    await srv.close();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The archive's SHA-256, computed off the install worker's thread: a hash
+ * worker reads the `.part` back as it is written (the bytes are in the page
+ * cache) and hashes them on the other core, while this thread parses tar
+ * and feeds gunzip. The `.part` holds exactly the bytes fed to the
+ * extraction, so its digest is theirs. A small archive is hashed here as it
+ * is fed: a thread costs more than it saves below `HANDOFF_BYTES` (Deno
+ * starts a worker in ~0.3 s on a busy machine); past it the worker starts and
+ * hashes the file from byte 0.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { LanderError, deserializeError } from '../base/errors.ts';
+import { moduleUrl } from '../base/runtime.ts';
+import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protocol.ts';
+
+const HANDOFF_BYTES = 16 << 20;
+const POST_EVERY = 1 << 20;
+
+export class PartHasher {
+  private inline: Hash | undefined = createHash('sha256');
+  private worker: Worker | undefined;
+  private result: Promise<string> | undefined;
+  private written = 0;
+  private posted = 0;
+  private readonly file: string;
+
+  constructor(file: string) {
+    this.file = file;
+  }
+
+  /** Started with the first bytes, not before: a download that waits (Retry-After, a slow server) costs no thread. */
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const req: HashRequest = { type: 'hash', file: this.file };
+    const worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
+    this.worker = worker;
+    this.result = new Promise<string>((resolve, reject) => {
+      worker.on('message', (e: HashEvent) => {
+        if (e.type === 'digest') resolve(e.hex);
+        else reject(deserializeError(e.error));
+        void worker.terminate();
+      });
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`)));
+    });
+    this.result.catch(() => undefined); // seen by digest(); a discarded hasher's end is not a failure
+    return worker;
+  }
+
+  /** Bytes fed to the extraction, in order: hashed here until the worker takes over. */
+  update(chunk: Buffer): void {
+    this.inline?.update(chunk);
+  }
+
+  /** Bytes `[0, n)` of the `.part` are on disk. */
+  onDisk(n: number): void {
+    if (n <= this.written) return;
+    this.written = n;
+    if (this.inline && n < HANDOFF_BYTES) return;
+    this.inline = undefined;
+    // One message per MiB, not per socket chunk (a message costs ~30 µs of this thread); `finish` carries the rest.
+    if (n - this.posted < POST_EVERY) return;
+    this.posted = n;
+    this.post({ type: 'upto', bytes: n });
+  }
+
+  /** The digest of the first `bytes` bytes fed (and of the `.part`). */
+  async digest(bytes: number): Promise<string> {
+    if (this.inline) return this.inline.digest('hex');
+    this.post({ type: 'finish', bytes });
+    return this.result!;
+  }
+
+  /** Stops the worker (a restart or a failure). */
+  close(): void {
+    void this.worker?.terminate();
+  }
+
+  private post(m: HashToWorker): void {
+    this.start().postMessage(m);
+  }
+}
