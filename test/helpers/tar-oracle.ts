@@ -5,8 +5,7 @@
  * bit, link target. Plus raw header builders for shapes no tool writes.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startExtraction } from '../../src/install/extract.ts';
@@ -15,29 +14,41 @@ import { TEST_LIMITS } from './install-request.ts';
 export type Tree = Record<string, string>;
 export type LanderResult = { ok: true; tree: Tree } | { ok: false; code: string; message: string };
 
-/** One line per path: `file x <sha8>`, `dir`, `symlink -> target`. Names are read as bytes (not-UTF-8 names kept, shown as \xNN). */
+/**
+ * One line per path: `file x <sha16>`, `dir`, `symlink -> target`. Listed by Python on bytes, so names
+ * that are not UTF-8 (which Deno cannot name as paths) are kept, shown as \\xNN.
+ */
 export async function readTree(root: string): Promise<Tree> {
-  const out: Tree = {};
-  const show = (b: Buffer) => { const s = b.toString('utf8'); return Buffer.from(s).equals(b) ? s : [...b].map((c) => (c < 0x80 ? String.fromCharCode(c) : `\\x${c.toString(16)}`)).join(''); };
-  const walk = async (rel: Buffer | undefined) => {
-    const dir = rel === undefined ? Buffer.from(root) : Buffer.concat([Buffer.from(`${root}/`), rel]);
-    const names = (await readdir(dir, { encoding: 'buffer' })).sort(Buffer.compare);
-    for (const name of names) {
-      const r = rel === undefined ? name : Buffer.concat([rel, Buffer.from('/'), name]);
-      const abs = Buffer.concat([Buffer.from(`${root}/`), r]);
-      const st = await lstat(abs);
-      const key = show(r);
-      if (st.isSymbolicLink()) out[key] = `symlink -> ${show(await readlink(abs, { encoding: 'buffer' }))}`;
-      else if (st.isDirectory()) {
-        out[key] = 'dir';
-        await walk(r);
-      } else if (st.isFile()) out[key] = `file ${st.mode & 0o111 ? 'x' : '-'} ${createHash('sha256').update(await readFile(abs)).digest('hex').slice(0, 16)}`;
-      else out[key] = `other ${st.mode.toString(8)}`;
-    }
-  };
-  await walk(undefined);
-  return out;
+  const r = spawnSync('python3', ['-c', LIST_TREE, root], { maxBuffer: 64 << 20, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`listing ${root}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Tree;
 }
+
+const LIST_TREE = `
+import hashlib, json, os, stat, sys
+root = os.fsencode(sys.argv[1])
+def show(b):
+    try: return b.decode('utf-8')
+    except UnicodeDecodeError: return ''.join(chr(c) if c < 0x80 else '\\\\x%02x' % c for c in b)
+out = {}
+def walk(rel):
+    d = os.path.join(root, rel) if rel else root
+    for name in sorted(os.listdir(d)):
+        r = os.path.join(rel, name) if rel else name
+        a = os.path.join(root, r)
+        st = os.lstat(a)
+        k = show(r)
+        if stat.S_ISLNK(st.st_mode): out[k] = 'symlink -> ' + show(os.readlink(a))
+        elif stat.S_ISDIR(st.st_mode):
+            out[k] = 'dir'
+            walk(r)
+        elif stat.S_ISREG(st.st_mode):
+            with open(a, 'rb') as f: h = hashlib.sha256(f.read()).hexdigest()[:16]
+            out[k] = 'file %s %s' % ('x' if st.st_mode & 0o111 else '-', h)
+        else: out[k] = 'other %o' % st.st_mode
+walk(b'')
+print(json.dumps(dict(sorted(out.items()))))
+`;
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
