@@ -307,7 +307,7 @@ class TreeWriter {
   private async complete(): Promise<void> {
     const dirs = [...this.dirs].map((d) => path.join(this.o.stagingDir, d));
     for (const d of dirs) await chmod(d, 0o755);
-    const files = this.flush === 'batch' ? [...this.fileByPath.keys()].map((f) => path.join(this.o.stagingDir, f)) : [];
+    const files = this.flush === 'batch' || this.flush === 'syncfs' ? [...this.fileByPath.keys()].map((f) => path.join(this.o.stagingDir, f)) : [];
     await flushTree(this.flush, this.o.stagingDir, files, dirs);
   }
 }
