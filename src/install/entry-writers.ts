@@ -5,9 +5,9 @@
  * time.
  */
 import { createHash } from 'node:crypto';
-import { close, constants as fsc, createWriteStream, fchmod, fsync, open } from 'node:fs';
-import { link, mkdir, symlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { constants as fsc, createWriteStream } from 'node:fs';
+import { chmod, link, mkdir, symlink } from 'node:fs/promises';
+import { fsyncPath } from './flush.ts';
 import type { ExtractEvents } from 'tar-stream';
 
 /** tar-stream's entry body. */
@@ -34,47 +34,42 @@ export interface FileWrite {
  * (so `lander verify` has a per-file digest without a second read).
  */
 export async function writeFile(body: Body, w: FileWrite): Promise<{ size: number; sha256: string }> {
-  // A plain fd, not a FileHandle: a FileHandle's close() waits forever on a write stream that did not close it.
-  const fd = await promisify(open)(w.abs, FILE_FLAGS, w.mode);
   const hash = createHash('sha256');
-  let n = 0;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const ws = createWriteStream('', { fd, highWaterMark: w.highWaterMark, autoClose: false });
-      let failed = false;
-      const bail = (err: Error) => {
-        if (failed) return;
-        failed = true;
-        ws.destroy();
-        body.destroy();
-        reject(err);
-      };
-      body.on('data', (data) => {
-        const chunk = data as Buffer;
-        n += chunk.length;
-        w.onBytes(chunk.length);
-        if (n > w.size) return bail(w.corrupt(`has a body longer than its header's ${w.size} bytes`));
-        hash.update(chunk);
-        if (!ws.write(chunk)) {
-          body.pause();
-          ws.once('drain', () => body.resume());
-        }
-      });
-      body.on('end', () => ws.end());
-      body.on('error', bail);
-      ws.on('error', bail);
-      ws.on('finish', () => {
-        if (failed) return;
-        if (n !== w.size) return bail(w.corrupt(`has ${n} bytes, not the ${w.size} its header says`));
-        resolve();
-      });
+  const n = await new Promise<number>((resolve, reject) => {
+    const ws = createWriteStream(w.abs, { flags: FILE_FLAGS as unknown as string /* numeric flags are accepted at runtime; @types/node says string */, mode: w.mode, highWaterMark: w.highWaterMark });
+    let got = 0;
+    let failed = false;
+    const bail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      ws.destroy();
+      body.destroy();
+      reject(err);
+    };
+    body.on('data', (data) => {
+      const chunk = data as Buffer;
+      got += chunk.length;
+      w.onBytes(chunk.length);
+      if (got > w.size) return bail(w.corrupt(`has a body longer than its header's ${w.size} bytes`));
+      hash.update(chunk);
+      if (!ws.write(chunk)) {
+        body.pause();
+        ws.once('drain', () => body.resume());
+      }
     });
-    // umask may have narrowed the mode; the store relies on the clamped one.
-    if ((w.mode & umask) !== 0) await promisify(fchmod)(fd, w.mode);
-    if (w.sync) await promisify(fsync)(fd);
-  } finally {
-    await promisify(close)(fd);
-  }
+    body.on('end', () => ws.end());
+    body.on('error', bail);
+    ws.on('error', bail);
+    // 'close', not 'finish': the fd is closed, so a sync or chmod below never races the stream.
+    ws.on('close', () => {
+      if (failed) return;
+      if (got !== w.size) return bail(w.corrupt(`has ${got} bytes, not the ${w.size} its header says`));
+      resolve(got);
+    });
+  });
+  // umask may have narrowed the mode; the store relies on the clamped one.
+  if ((w.mode & umask) !== 0) await chmod(w.abs, w.mode);
+  if (w.sync) await fsyncPath(w.abs);
   return { size: n, sha256: hash.digest('hex') };
 }
 

@@ -46,7 +46,8 @@ function syncfs(root: string): Promise<boolean> {
   });
 }
 
-async function fsyncPath(p: string): Promise<void> {
+/** fsync of one file or folder by path (a fresh read-only descriptor flushes the same inode). */
+export async function fsyncPath(p: string): Promise<void> {
   const fh = await open(p, 'r');
   try {
     await fh.sync();

@@ -233,7 +233,8 @@ export class TarGate {
     }
     const linkBytes = pax?.get('linkpath') ?? p.longLink ?? cField(h, 157, 100);
     const name = this.#text(nameBytes, 'name');
-    const linkname = this.#text(linkBytes, 'link target', name);
+    // Only links have a target GNU tar reads; a file's stray link field is ignored by both readers.
+    const linkname = flag === '1' || flag === '2' ? this.#text(linkBytes, 'link target', name) : '';
     const paxSize = pax?.get('size');
     let size = headerSize;
     if (paxSize !== undefined) {
