@@ -3,7 +3,8 @@
  * worker runs) ends with a flush of the tree's file system, and its result
  * is not "done" until that flush succeeded: with syncfs failing (strace
  * fault injection, EIO), the extraction fails instead of reporting a tree
- * that a power cut could leave empty. Runs the compiled dist/ in a child.
+ * that a power cut could leave empty. Runs the compiled dist/ in a Node child
+ * (also when the suite itself runs under Deno).
  */
 import { spawnSync } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
@@ -34,7 +35,7 @@ x.finished.then(() => console.log(JSON.stringify({ ok: x.files.map((f) => f.path
 afterAll(async () => { await rm(work, { recursive: true, force: true }); });
 
 function run(staging: string, straceArgs: string[]) {
-  const r = spawnSync('strace', ['-f', '-qq', '-o', path.join(work, 'trace'), ...straceArgs, process.execPath, path.join(work, 'run.mjs'), path.join(work, 'a.tar.gz'), staging], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('strace', ['-f', '-qq', '-o', path.join(work, 'trace'), ...straceArgs, 'node', path.join(work, 'run.mjs'), path.join(work, 'a.tar.gz'), staging], { encoding: 'utf8', timeout: 60_000 });
   return { out: JSON.parse(r.stdout.trim().split('\n').pop()!), trace: spawnSync('cat', [path.join(work, 'trace')], { encoding: 'utf8' }).stdout };
 }
 
