@@ -46,6 +46,9 @@ export function classifyEntry(h: Pick<GateEntry, 'flag' | 'name' | 'linkname' | 
     case 'file':
       return { kind, path, size: h.size, mode: h.mode & 0o111 ? 0o755 : 0o644 };
     case 'directory':
+      // GNU tar, run unprivileged, gives a folder its mode once past its entries; a later entry into a
+      // folder its owner cannot read, write and enter then fails there, while lander's 0755 would not.
+      if ((h.mode & 0o700) !== 0o700) return { kind: 'refuse', code: 'ERR_ARCHIVE_PATH', reason: `is a folder with mode ${(h.mode & 0o7777).toString(8).padStart(4, '0')}, which does not let its owner read, write and enter it`, data: { mode: h.mode } };
       return { kind, path };
     case 'symlink':
       return { kind, path, linkname: h.linkname };

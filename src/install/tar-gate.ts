@@ -50,6 +50,21 @@ export class GateRefusal extends Error {
 }
 
 const META = new Set(['x', 'g', 'L', 'K']);
+/** pax records GNU tar decodes as numbers (and fails on otherwise); `size` is checked with the entry. */
+const PAX_TIMES = ['atime', 'ctime', 'mtime'];
+const PAX_INTS = ['uid', 'gid', 'SCHILY.devmajor', 'SCHILY.devminor', 'SCHILY.dev', 'SCHILY.ino', 'SCHILY.nlink'];
+
+function badPaxValue(r: ReadonlyMap<string, Buffer>): string | undefined {
+  for (const k of PAX_TIMES) {
+    const v = r.get(k);
+    if (v !== undefined && !/^-?[0-9]{1,20}(\.[0-9]{1,20})?$/.test(v.toString('latin1'))) return k;
+  }
+  for (const k of PAX_INTS) {
+    const v = r.get(k);
+    if (v !== undefined && !/^[0-9]{1,19}$/.test(v.toString('latin1'))) return k;
+  }
+  return undefined;
+}
 
 interface Pending {
   pax?: Map<string, Buffer>;
@@ -191,13 +206,17 @@ export class TarGate {
     if (m.flag === 'L' || m.flag === 'K') {
       if ((m.flag === 'L' ? p.longName : p.longLink) !== undefined) throw new GateRefusal('ERR_ARCHIVE_CORRUPT', m.name, `is a second ${typeName(m.flag)} in a row for one entry`);
       const nul = body.indexOf(0);
-      const value = nul === -1 ? body : body.subarray(0, nul);
+      // GNU tar reads a long name on past its size into the block's padding until a NUL: without one, the readers disagree.
+      if (nul === -1) throw new GateRefusal('ERR_ARCHIVE_CORRUPT', m.name, `is a ${typeName(m.flag)} that does not end with a NUL byte within its ${m.size} bytes`);
+      const value = body.subarray(0, nul);
       if (m.flag === 'L') p.longName = value;
       else p.longLink = value;
     } else {
       const parsed = parsePax(body);
       if (!parsed.ok) throw new GateRefusal('ERR_ARCHIVE_CORRUPT', m.name, `is a malformed pax header: ${parsed.reason}`);
       const r = parsed.records;
+      const bad = badPaxValue(r);
+      if (bad) throw new GateRefusal('ERR_ARCHIVE_CORRUPT', m.name, `is a pax header whose "${bad}" record is not a number (GNU tar refuses it)`);
       const sparse = sparseFormat(r);
       if (sparse) {
         const name = r.get('GNU.sparse.name') ?? r.get('path');

@@ -10,7 +10,7 @@
  * (default 13); a finding prints the case seed to replay it alone.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,8 @@ if (!CAN && process.env.CI === 'true') throw new Error('tar-fuzz needs GNU tar a
 const SECONDS = Number(process.env.LANDER_FUZZ_SECONDS ?? 60);
 const SEED = Number(process.env.LANDER_FUZZ_SEED ?? 13);
 const MAX_CASES = Number(process.env.LANDER_FUZZ_CASES ?? 1e9);
+/** Replays one case by the seed a finding printed. */
+const ONLY = process.env.LANDER_FUZZ_CASE === undefined ? undefined : Number(process.env.LANDER_FUZZ_CASE);
 const HANG_MS = 10_000;
 
 /** mulberry32: small, seeded, good enough to pick mutations. */
@@ -197,7 +199,8 @@ describe.skipIf(!CAN)('seeded tar fuzz against GNU tar', () => {
     await mkdir(outside);
     const deadline = Date.now() + SECONDS * 1000;
     for (let i = 0; Date.now() < deadline && i < MAX_CASES; i++) {
-      const seed = SEED * 1_000_003 + i;
+      if (ONLY !== undefined && i > 0) break;
+      const seed = ONLY ?? SEED * 1_000_003 + i;
       const r = rng(seed);
       const { gz, what } = mutate(r, r.pick(seeds));
       const caseDir = path.join(work, 'case');
@@ -223,6 +226,7 @@ describe.skipIf(!CAN)('seeded tar fuzz against GNU tar', () => {
       if (out.kind === 'finding') {
         stats.findings!++;
         if (findings.length < 20) findings.push(`seed ${seed} (${what}): ${out.why}`);
+        if (ONLY !== undefined) await writeFile(path.join(process.env.LANDER_FUZZ_DUMP ?? work, `case-${seed}.tar.gz`), gz);
       }
     }
     console.log(`tar fuzz: ${JSON.stringify(stats)} refusals by code ${JSON.stringify(codes)}`);
