@@ -69,7 +69,7 @@ describe('TarGate', () => {
       ...paxEntry(pax(['size', '2000'], ['path', 'big-name'])),
       // The ustar size field says 0; the pax record says 2000: the body is 2000 bytes.
       { type: 'raw', data: rawHeader('big', '0', 0) }, { type: 'raw', data: paddedBody(Buffer.alloc(2000, 1)) },
-      { type: 'raw', data: rawHeader('././@LongLink', 'L', 9000) }, { type: 'raw', data: paddedBody(Buffer.alloc(9000, 97)) },
+      { type: 'raw', data: rawHeader('././@LongLink', 'L', 9001) }, { type: 'raw', data: paddedBody(Buffer.concat([Buffer.alloc(9000, 97), Buffer.alloc(1)])) },
       { name: 'after', content: 'z' },
     ]);
     const g = new TarGate(1 << 20);
