@@ -113,6 +113,8 @@ export function parsePax(body: Buffer): PaxParse {
     const rec = body.subarray(sp + 1, end - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) return { ok: false, reason: `the record at byte ${off} has no "key=value"` };
+    // GNU tar reads keys as C strings: a NUL in one hides its '=' from it.
+    if (rec.subarray(0, eq).includes(0)) return { ok: false, reason: `the record at byte ${off} has a NUL byte in its key` };
     const key = strictUtf8(rec.subarray(0, eq));
     if (key === undefined) return { ok: false, reason: `the record at byte ${off} has a key that is not UTF-8` };
     records.set(key, Buffer.from(rec.subarray(eq + 1)));

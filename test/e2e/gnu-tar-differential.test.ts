@@ -146,6 +146,7 @@ const shapes: Shape[] = [
   { name: 'fuzz 7000081: folder mode 0234, then a hard link into it', build: () => Buffer.concat([header({ name: 'bin/', flag: '5', mode: 0o234 }), file('bin/run', 'r'), header({ name: 'lib/', flag: '5' }), header({ name: 'lib/h', flag: '1', linkname: 'bin/run' }), END]), expect: /folder with mode 0234/ },
   { name: 'fuzz 7000443: pax mtime not a number', build: () => Buffer.concat([paxEntry(rec('mtime', '|700000000.5')), file('f', 'x'), END]), expect: /"mtime" record is not a number/ },
   { name: 'fuzz 7000754: GNU long name without its NUL', build: () => Buffer.concat([header({ name: '././@LongLink', flag: 'L', size: 20 }), pad(`${'n'.repeat(30)}\0`), file('short', 'L'), END]), expect: /does not end with a NUL byte/ },
+  { name: 'fuzz 21000813: a NUL in a pax key', build: () => Buffer.concat([paxEntry(Buffer.concat([rec('atime', '1'), Buffer.from('8 a\0b=1\n')])), file('f', 'x'), END]), expect: /NUL byte in its key/ },
   { name: 'gzip: two members (multi-member)', build: () => Buffer.concat(two), gz: (t) => Buffer.concat([gzipSync(t.subarray(0, 1024)), gzipSync(Buffer.concat([t.subarray(1024), END]))]), expect: 'same' },
 ];
 
