@@ -1,20 +1,24 @@
 /**
- * A gunzip + tar-stream sink that extracts one component into a fresh
- * staging folder. Every entry is checked before anything is written for it
- * (HOSTILE-INPUT.md); limits are enforced while streaming.
+ * A gunzip → tar gate → tar-stream sink that extracts one component into a
+ * fresh staging folder. The gate reads every header as GNU tar does and
+ * hands on only what it accepts; each entry is classified (a pure decision),
+ * checked against the tree so far, then written by the writer for its kind.
+ * Limits are enforced while streaming (HOSTILE-INPUT.md).
  */
 import type { ErrorCode } from '../base/error-codes.ts';
-import { createHash } from 'node:crypto';
-import { constants as fsc, createWriteStream } from 'node:fs';
-import { chmod, link, mkdir, symlink } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
-import { MetaHeaderWatch } from './meta-watch.ts';
-import tar, { type ExtractEvents, type Header } from 'tar-stream';
+import tar, { type Header } from 'tar-stream';
 import { ArchiveError, LanderError, StoreError } from '../base/errors.ts';
 import type { EntryType, ExtractLimits, FileRecord } from '../../workers/protocol.ts';
-import { checkEntryPath, collisionKey, displayEntryName, parentPaths } from './entry-path.ts';
+import { classifyEntry, type EntryDecision } from './entry-classifier.ts';
+import { collisionKey, displayEntryName, parentPaths } from './entry-path.ts';
+import { drain, writeDirectory, writeFile, writeHardlink, writeSymlink, type Body } from './entry-writers.ts';
+import { DEFAULT_FLUSH, flushTree, type FlushMode } from './flush.ts';
 import { LinkTable } from './link-table.ts';
+import { GateRefusal, TarGate } from './tar-gate.ts';
 
 export interface ExtractOptions {
   /** Component name, for messages. */
@@ -26,12 +30,14 @@ export interface ExtractOptions {
   archiveBytes(): number;
   /** Write buffer per file. @default 1 MiB */
   highWaterMark?: number;
+  /** How the tree is made durable before `finished` resolves; see flush.ts. @default DEFAULT_FLUSH */
+  flush?: FlushMode;
 }
 
 export interface Extraction {
   /** Write the `.tar.gz` bytes here (a gunzip stream, with back-pressure). */
   readonly input: Gunzip;
-  /** Resolves after the tar end and the last file is written; rejects with an ArchiveError or I/O error. */
+  /** Resolves after the tar end, the last file written and the tree flushed; rejects with an ArchiveError or I/O error. */
   readonly finished: Promise<void>;
   readonly files: FileRecord[];
   /** File bytes written so far. */
@@ -40,49 +46,68 @@ export interface Extraction {
   abort(err: Error): void;
 }
 
-const FILE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 const RATIO_GRACE = 1 << 20;
 
 /** Creates the staging folder and starts an extraction into it. */
 export async function startExtraction(opts: ExtractOptions): Promise<Extraction> {
   await mkdir(path.dirname(opts.stagingDir), { recursive: true });
   await mkdir(opts.stagingDir, { mode: 0o700 }); // EEXIST when it pre-exists: a stale tree is never reused
-  const x = new TreeWriter(opts);
-  return x.start();
+  return new TreeWriter(opts).start();
 }
 
-type Kind = EntryType;
-/** tar-stream's entry body; `offset` is where its header starts in the tar stream. */
-type Source = ExtractEvents['entry'][1];
+type Decided<K extends EntryDecision['kind']> = Extract<EntryDecision, { kind: K }>;
 
 class TreeWriter {
   private readonly files: FileRecord[] = [];
-  private readonly kinds = new Map<string, Kind>(); // normalised path → what is there
+  private readonly kinds = new Map<string, EntryType>(); // normalised path → what is there
   private readonly keys = new Map<string, string>(); // collision key → normalised path
   private readonly dirs = new Set<string>(); // created folders, for final modes
+  private readonly fileByPath = new Map<string, FileRecord>();
   private readonly links: LinkTable;
+  private readonly gate: TarGate;
+  /** Entries whose write is still in flight: tar-stream's `finish` does not wait for them. */
+  private readonly pending = new Set<Promise<void>>();
   private entries = 0;
   private written = 0;
   private declared = 0;
   private tarBytes = 0;
-  private nextHeader = 0; // where the next header starts if no long headers come between
   // 1 MiB output chunks: gunzip is the slowest stage, and every chunk is a round trip between
   // the thread pool and this thread (bench/: 256 KiB chunks made a 256 MB install ~14% slower).
   private readonly gunzip = createGunzip({ chunkSize: 1024 * 1024 });
   private readonly tarx = tar.extract();
   private failure: Error | undefined;
-  /** The entry being extracted, so stream-level failures (bomb, corrupt tar) can still name one. */
-  private lastEntry: string | undefined;
-
   private readonly o: ExtractOptions;
+  private readonly flush: FlushMode;
 
   constructor(o: ExtractOptions) {
     this.o = o;
+    this.flush = o.flush ?? DEFAULT_FLUSH;
     this.links = new LinkTable({ maxPathLength: o.limits.maxPathLength });
+    this.gate = new TarGate(o.limits.maxMetaEntrySize);
   }
 
   start(): Extraction {
-    const { gunzip, tarx } = this;
+    const { gunzip, tarx, gate } = this;
+    const fail = (err: unknown) => this.fail(err instanceof GateRefusal ? this.refusal(err) : (err as Error));
+    const gateStream = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        try {
+          for (const b of gate.feed(chunk)) this.push(b);
+          cb();
+        } catch (err) {
+          fail(err);
+          cb();
+        }
+      },
+      flush(cb) {
+        try {
+          gate.end();
+        } catch (err) {
+          fail(err);
+        }
+        cb();
+      },
+    });
     const finished = new Promise<void>((resolve, reject) => {
       gunzip.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
       tarx.on('error', (err: Error) => this.fail(this.wrapStreamError(err, 'tar')));
@@ -91,40 +116,32 @@ class TreeWriter {
       // Destroying an entry's stream (a failed write, e.g. ENOSPC) closes the whole extractor at once,
       // before the entry's rejection reaches fail(): let that land first, and never take a close
       // without a finished parse for success, or the feeder would wait on a dead gunzip forever.
-      tarx.on('close', () => setImmediate(() => {
+      tarx.on('close', () => setImmediate(async () => {
+        if (this.failure) return reject(this.failure);
+        // tar-stream finishes as soon as it has handed out the last body, which without end-of-archive
+        // blocks is before that file is on disk (issue 13: the last file was dropped): wait for every write.
+        while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
         if (this.failure) return reject(this.failure);
         if (!finishedParsing) {
           const err = new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the tar stream stopped before its end`, { data: { component: this.o.component } });
           this.fail(err);
           return reject(err);
         }
-        this.applyDirModes().then(resolve, reject);
+        this.complete().then(resolve, reject);
       }));
-      // Before tar-stream sees the chunk (this listener is added before the pipe): an over-limit pax or
-      // long-name header is refused on its header block, before tar-stream buffers its body.
-      const metaWatch = new MetaHeaderWatch(this.o.limits.maxMetaEntrySize);
-      gunzip.on('data', (chunk: Buffer) => {
-        this.countTar(chunk.length);
-        const over = metaWatch.feed(chunk);
-        if (over) {
-          const entry = displayEntryName(over.name);
-          const after = this.lastEntry === undefined ? 'at the start' : `after entry ${JSON.stringify(displayEntryName(this.lastEntry))}`;
-          this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: entry ${JSON.stringify(entry)} (${over.type === 'x' || over.type === 'g' ? 'a pax header' : 'a GNU long name'} ${after}) makes ${over.bytes} bytes of pax/long-name headers, over limits.maxMetaEntrySize (${this.o.limits.maxMetaEntrySize}); refused before reading it`, {
-            data: { component: this.o.component, entry, limit: 'maxMetaEntrySize', value: over.bytes, max: this.o.limits.maxMetaEntrySize },
-          }));
-        }
-      });
-      gunzip.pipe(tarx as unknown as NodeJS.WritableStream);
-      tarx.on('entry', (header: Header, stream: Source, next: (err?: Error | null) => void) => {
+      gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
+      gunzip.pipe(gateStream).pipe(tarx as unknown as NodeJS.WritableStream);
+      tarx.on('entry', (header: Header, stream: Body, next: (err?: Error | null) => void) => {
         // An abort (a restart from zero, a superseded job) destroys the extractor and with it this entry's
         // stream, maybe while entry() awaits a check and has no listener yet: without one, that 'error'
         // would crash the worker. The failure itself is already recorded by fail(); readers add their own.
         stream.on('error', () => undefined);
-        this.entry(header, stream).then(() => next(), (err: Error) => {
+        const p: Promise<void> = this.entry(header, stream).then(() => next(), (err: Error) => {
           this.fail(err);
           stream.destroy();
           next(err);
-        });
+        }).finally(() => this.pending.delete(p));
+        this.pending.add(p);
       });
     });
     finished.catch(() => {}); // the caller awaits it; this keeps an early failure from being "unhandled" meanwhile
@@ -140,7 +157,7 @@ class TreeWriter {
   private fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    this.gunzip.unpipe(this.tarx as unknown as NodeJS.WritableStream);
+    this.gunzip.unpipe();
     this.gunzip.destroy();
     this.tarx.destroy(err);
   }
@@ -153,12 +170,14 @@ class TreeWriter {
     });
   }
 
+  private refusal(r: GateRefusal): ArchiveError {
+    if (r.entry !== undefined) return this.error(r.code, r.entry, r.reason, r.data);
+    return new ArchiveError(r.code, `Cannot extract ${this.o.component}: the archive ${r.reason}`, { data: { component: this.o.component, ...r.data } });
+  }
+
   private wrapStreamError(err: Error, layer: 'gzip' | 'tar'): Error {
     if (err instanceof LanderError) return err;
-    if (/Header exceeds max size/.test(err.message)) {
-      return new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: a pax or GNU long-name header is over 4 MiB`, { cause: err, data: { component: this.o.component } });
-    }
-    const last = this.lastEntry === undefined ? undefined : displayEntryName(this.lastEntry);
+    const last = this.gate.last === undefined ? undefined : displayEntryName(this.gate.last);
     const at = last === undefined ? '' : ` at or after entry ${JSON.stringify(last)}`;
     return new ArchiveError('ERR_ARCHIVE_CORRUPT', `Cannot extract ${this.o.component}: the ${layer} stream is corrupt or truncated${at} (${err.message})`, {
       cause: err,
@@ -172,7 +191,7 @@ class TreeWriter {
     const { maxExpansionRatio } = this.o.limits;
     const ratio = this.tarBytes / Math.max(this.o.archiveBytes(), RATIO_GRACE);
     if (ratio > maxExpansionRatio) {
-      const last = this.lastEntry === undefined ? undefined : displayEntryName(this.lastEntry);
+      const last = this.gate.last === undefined ? undefined : displayEntryName(this.gate.last);
       const at = last === undefined ? '' : ` (at entry ${JSON.stringify(last)})`;
       this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: the archive expands ${ratio.toFixed(1)} times, over limits.maxExpansionRatio (${maxExpansionRatio})${at}; a gzip bomb?`, {
         data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes(), ...(last !== undefined ? { entry: last } : {}) },
@@ -180,90 +199,40 @@ class TreeWriter {
     }
   }
 
-  private async entry(header: Header, stream: Source): Promise<void> {
-    const name = header.name;
-    this.lastEntry = name;
+  private async entry(header: Header, stream: Body): Promise<void> {
+    // The gate's reading is the one of record; tar-stream must have read the same header the same way.
+    const g = this.gate.take(stream.offset);
+    if (!g || g.name !== header.name || g.size !== (header.size ?? 0)) {
+      throw this.error('ERR_ARCHIVE_CORRUPT', g?.name ?? header.name, `is read differently by tar-stream and by lander's header reader (at tar offset ${stream.offset}); refused as ambiguous`);
+    }
+    const name = g.name;
     const L = this.o.limits;
     if (++this.entries > L.maxEntries) throw this.error('ERR_ARCHIVE_LIMIT', name, `is entry ${this.entries}, over limits.maxEntries (${L.maxEntries})`, { limit: 'maxEntries', value: this.entries, max: L.maxEntries });
-    // tar-stream reads pax and GNU long-name headers whole (up to its own 4 MiB cap) and never
-    // shows them as entries; the gap between where this header starts and where the previous
-    // entry ended is exactly their size, so the limit is checked here, after the fact.
-    const meta = stream.offset - this.nextHeader;
-    // The gap is what tar-stream read for this entry's pax/long-name headers, header blocks and padding
-    // included: that is exactly what limits.maxMetaEntrySize bounds (no slack, so the limit is exact).
-    if (meta > L.maxMetaEntrySize) {
-      throw this.error('ERR_ARCHIVE_LIMIT', name, `has pax/long-name headers of ${meta} bytes, over limits.maxMetaEntrySize (${L.maxMetaEntrySize})`, { limit: 'maxMetaEntrySize', value: meta, max: L.maxMetaEntrySize });
-    }
-    const size = header.size ?? 0;
-    this.nextHeader = stream.offset + 512 + (header.type === 'directory' || size === 0 ? 0 : size + ((512 - (size % 512)) % 512));
-
-    const type: Kind | undefined = header.type === 'file' || header.type === 'contiguous-file' ? 'file'
-      : header.type === 'directory' || header.type === 'symlink' || header.type === 'link' ? header.type : undefined;
-    if (!type) throw this.error('ERR_ARCHIVE_ENTRY_TYPE', name, `is a ${header.type ?? 'unknown'} entry; only files, folders and links are extracted`, { type: header.type });
-
-    const checked = checkEntryPath(name, L);
-    if (!checked.ok) {
-      const lim = checked.limit;
-      throw this.error(lim ? 'ERR_ARCHIVE_LIMIT' : 'ERR_ARCHIVE_PATH', name, checked.reason, lim ? { limit: lim.name, value: lim.value, max: lim.max } : {});
-    }
-    const rel = checked.path;
-    if (rel === '') {
-      if (type !== 'directory') throw this.error('ERR_ARCHIVE_PATH', name, 'names the root folder but is not a folder');
-      return drain(stream);
-    }
+    const d = classifyEntry(g, L);
+    if (d.kind === 'refuse') throw this.error(d.code, name, d.reason, d.data);
+    if (d.kind === 'root') return drain(stream);
+    const rel = d.path;
     for (const p of parentPaths(rel)) {
       if (this.links.has(p)) throw this.error('ERR_ARCHIVE_LINK', name, `would be written through the symlink "${p}"`, { link: p });
       const k = this.kinds.get(p);
       if (k !== undefined && k !== 'directory') throw this.error('ERR_ARCHIVE_PATH', name, `has the non-folder "${p}" as a parent`);
     }
-    const existing = this.kinds.get(rel);
-    if (existing === 'directory' && type === 'directory') return drain(stream); // a folder listed twice, or after its files
+    if (this.kinds.get(rel) === 'directory' && d.kind === 'directory') return drain(stream); // a folder listed twice, or after its files
     this.claim(rel, name);
     for (const p of parentPaths(rel)) if (!this.kinds.has(p)) this.claim(p, name);
-
-    if (type === 'file' && this.declared + size > L.maxExtractedBytes) {
-      throw this.error('ERR_ARCHIVE_LIMIT', name, `would take the extracted size to ${this.declared + size} bytes, over limits.maxExtractedBytes (${L.maxExtractedBytes})`, { limit: 'maxExtractedBytes', value: this.declared + size, max: L.maxExtractedBytes });
+    if (d.kind === 'file' && this.declared + d.size > L.maxExtractedBytes) {
+      throw this.error('ERR_ARCHIVE_LIMIT', name, `would take the extracted size to ${this.declared + d.size} bytes, over limits.maxExtractedBytes (${L.maxExtractedBytes})`, { limit: 'maxExtractedBytes', value: this.declared + d.size, max: L.maxExtractedBytes });
     }
     const abs = path.join(this.o.stagingDir, rel);
-    const mode = type === 'directory' ? 0o755 : type === 'file' ? ((header.mode ?? 0) & 0o111 ? 0o755 : 0o644) : 0o777;
-    const record: FileRecord = { path: rel, type, size: 0, mode };
+    let record: FileRecord;
     try {
       // Inside the try: a parent that appeared behind our back fails here with EEXIST, reported as unsafe (#21).
       await this.makeParents(rel);
-      switch (type) {
-        case 'directory':
-          await drain(stream);
-          await mkdir(abs, { mode: 0o700 });
-          this.dirs.add(rel);
-          this.kinds.set(rel, 'directory');
-          break;
-        case 'symlink': {
-          await drain(stream);
-          const reason = this.links.add(rel, header.linkname ?? '');
-          if (reason) throw this.error('ERR_ARCHIVE_LINK', name, reason, { linkname: header.linkname });
-          await symlink(header.linkname!, abs);
-          this.kinds.set(rel, 'symlink');
-          record.linkname = header.linkname!;
-          break;
-        }
-        case 'link': {
-          await drain(stream);
-          const target = checkEntryPath(header.linkname ?? '', L);
-          const targetRec = target.ok ? this.fileByPath.get(target.path) : undefined;
-          if (!target.ok || !targetRec) {
-            throw this.error('ERR_ARCHIVE_LINK', name, `is a hard link to ${JSON.stringify(header.linkname)}, which is not a file extracted earlier from this archive`, { linkname: header.linkname });
-          }
-          await link(path.join(this.o.stagingDir, target.path), abs);
-          this.kinds.set(rel, 'link');
-          Object.assign(record, { linkname: target.path, size: targetRec.size, mode: targetRec.mode, ...(targetRec.sha256 ? { sha256: targetRec.sha256 } : {}) });
-          break;
-        }
-        case 'file':
-          this.declared += size;
-          this.kinds.set(rel, 'file');
-          Object.assign(record, await this.writeFile(stream, abs, mode, size, name));
-          this.fileByPath.set(rel, record);
-          break;
+      switch (d.kind) {
+        case 'directory': record = await this.directory(d, abs, stream); break;
+        case 'symlink': record = await this.symlink(d, abs, stream, name); break;
+        case 'link': record = await this.hardlink(d, abs, stream); break;
+        case 'file': record = await this.file(d, abs, stream, name); break;
       }
     } catch (err) {
       if (err instanceof LanderError) throw err;
@@ -275,7 +244,44 @@ class TreeWriter {
     this.files.push(record);
   }
 
-  private readonly fileByPath = new Map<string, FileRecord>();
+  private async directory(d: Decided<'directory'>, abs: string, body: Body): Promise<FileRecord> {
+    await drain(body);
+    await writeDirectory(abs);
+    this.dirs.add(d.path);
+    this.kinds.set(d.path, 'directory');
+    return { path: d.path, type: 'directory', size: 0, mode: 0o755 };
+  }
+
+  private async symlink(d: Decided<'symlink'>, abs: string, body: Body, name: string): Promise<FileRecord> {
+    await drain(body);
+    const reason = this.links.add(d.path, d.linkname);
+    if (reason) throw this.error('ERR_ARCHIVE_LINK', name, reason, { linkname: d.linkname });
+    await writeSymlink(abs, d.linkname);
+    this.kinds.set(d.path, 'symlink');
+    return { path: d.path, type: 'symlink', size: 0, mode: 0o777, linkname: d.linkname };
+  }
+
+  private async hardlink(d: Decided<'link'>, abs: string, body: Body): Promise<FileRecord> {
+    await drain(body);
+    const target = this.fileByPath.get(d.target);
+    if (!target) throw this.error('ERR_ARCHIVE_LINK', d.path, `is a hard link to ${JSON.stringify(d.target)}, which is not a file extracted earlier from this archive`, { linkname: d.target });
+    await writeHardlink(abs, path.join(this.o.stagingDir, d.target));
+    this.kinds.set(d.path, 'link');
+    return { path: d.path, type: 'link', linkname: d.target, size: target.size, mode: target.mode, ...(target.sha256 ? { sha256: target.sha256 } : {}) };
+  }
+
+  private async file(d: Decided<'file'>, abs: string, body: Body, name: string): Promise<FileRecord> {
+    this.declared += d.size;
+    this.kinds.set(d.path, 'file');
+    const { size, sha256 } = await writeFile(body, {
+      abs, mode: d.mode, size: d.size, highWaterMark: this.o.highWaterMark ?? 1 << 20, sync: this.flush === 'close',
+      onBytes: (n) => { this.written += n; },
+      corrupt: (reason) => this.error('ERR_ARCHIVE_CORRUPT', name, reason),
+    });
+    const record: FileRecord = { path: d.path, type: 'file', size, mode: d.mode, sha256 };
+    this.fileByPath.set(d.path, record);
+    return record;
+  }
 
   /** Reserves a path and its case/Unicode-folded key (HOSTILE-INPUT #11). */
   private claim(rel: string, entryName: string): void {
@@ -291,77 +297,18 @@ class TreeWriter {
     for (const p of parentPaths(rel)) {
       if (this.dirs.has(p)) continue;
       // Not recursive: each level is created by us, so nothing foreign can sit on the way.
-      await mkdir(path.join(this.o.stagingDir, p), { mode: 0o700 });
+      await writeDirectory(path.join(this.o.stagingDir, p));
       this.dirs.add(p);
       this.kinds.set(p, 'directory');
       this.files.push({ path: p, type: 'directory', size: 0, mode: 0o755 });
     }
   }
 
-  /**
-   * Streams one body into a new file, with back-pressure; O_EXCL|O_NOFOLLOW so nothing is written through a link.
-   * Hashes the body on its way to disk, so `lander verify` has a per-file digest without a second read.
-   */
-  private writeFile(stream: Source, abs: string, mode: number, size: number, name: string): Promise<{ size: number; sha256: string }> {
-    const hash = createHash('sha256');
-    return new Promise<number>((resolve, reject) => {
-      const ws = createWriteStream(abs, { flags: FILE_FLAGS as unknown as string /* numeric flags are accepted at runtime; @types/node says string */, mode, highWaterMark: this.o.highWaterMark ?? 1 << 20 });
-      let n = 0;
-      let failed = false;
-      const bail = (err: Error) => {
-        if (failed) return;
-        failed = true;
-        ws.destroy();
-        stream.destroy();
-        reject(err);
-      };
-      stream.on('data', (data) => {
-        const chunk = data as Buffer;
-        n += chunk.length;
-        this.written += chunk.length;
-        if (n > size) return bail(this.error('ERR_ARCHIVE_CORRUPT', name, `has a body longer than its header's ${size} bytes`));
-        hash.update(chunk);
-        if (!ws.write(chunk)) {
-          stream.pause();
-          ws.once('drain', () => stream.resume());
-        }
-      });
-      stream.on('end', () => ws.end());
-      stream.on('error', (err: Error) => bail(err));
-      ws.on('error', bail);
-      ws.on('finish', () => {
-        if (failed) return;
-        if (n !== size) return bail(this.error('ERR_ARCHIVE_CORRUPT', name, `has ${n} bytes, not the ${size} its header says`));
-        resolve(n);
-      });
-    }).then(async (n) => {
-      // umask may have narrowed the mode; the store relies on the clamped one.
-      if ((mode & umask) !== 0) await chmod(abs, mode);
-      return { size: n, sha256: hash.digest('hex') };
-    });
+  /** Folders were made 0700 so extraction could write into them; now they get their final 0755; then the flush. */
+  private async complete(): Promise<void> {
+    const dirs = [...this.dirs].map((d) => path.join(this.o.stagingDir, d));
+    for (const d of dirs) await chmod(d, 0o755);
+    const files = this.flush === 'batch' || this.flush === 'syncfs' ? [...this.fileByPath.keys()].map((f) => path.join(this.o.stagingDir, f)) : [];
+    await flushTree(this.flush, this.o.stagingDir, files, dirs);
   }
-
-  /** Folders were made 0700 so extraction could write into them; now they get their final 0755. */
-  private async applyDirModes(): Promise<void> {
-    for (const d of this.dirs) await chmod(path.join(this.o.stagingDir, d), 0o755);
-  }
-}
-
-const umask = readUmask();
-function readUmask(): number {
-  try {
-    return process.umask();
-  } catch {
-    // Deno refuses process.umask() without a blanket --allow-sys (no "umask" descriptor exists):
-    // treat every bit as possibly masked, so each file gets its explicit chmod. Correct, one syscall more.
-    return 0o777;
-  }
-}
-
-function drain(stream: Source): Promise<void> {
-  return new Promise((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('error', reject);
-    stream.resume();
-  });
 }

@@ -212,7 +212,7 @@ describe('hostile archives against a running daemon (HOSTILE-INPUT.md)', () => {
       file('f'),
     ]), { code: 'ERR_ARCHIVE_PATH', entry: '../../evil' });
     const s = pax(paxRecord('size', 'lots'));
-    await h.expectRejected(await gz([file('first'), { type: 'raw', data: rawHeader('PaxHeader/f', 'x', s.length) }, { type: 'raw', data: paddedBody(s) }, file('f')]), { code: 'ERR_ARCHIVE_CORRUPT', entry: 'first' });
+    await h.expectRejected(await gz([file('first'), { type: 'raw', data: rawHeader('PaxHeader/f', 'x', s.length) }, { type: 'raw', data: paddedBody(s) }, file('f')]), { code: 'ERR_ARCHIVE_CORRUPT', entry: 'f' });
     await h.landGood();
   }, T);
 
@@ -303,5 +303,32 @@ describe('hostile archives against a running daemon (HOSTILE-INPUT.md)', () => {
     await h.expectRejected(await gz([{ type: 'raw', data: longer }]), { code: 'ERR_ARCHIVE_CORRUPT', entry: 'f' });
     await h.landGood();
     expect(await readFile(path.join(h.outside, 'moo'), 'utf8')).toBe(SENTINEL);
+  }, T);
+  it('#26-#28, #30 sparse files, names that are not UTF-8, malformed pax records, v7 headers: refused naming the entry and why (issue 13)', async () => {
+    const raw = (data: Buffer): ArchiveEntry => ({ type: 'raw', data });
+    const sparse = pax(paxRecord('GNU.sparse.major', '1') + paxRecord('GNU.sparse.minor', '0') + paxRecord('GNU.sparse.name', 'lib/big.img'));
+    const r1 = await h.expectRejected(await gz([raw(rawHeader('PaxHeader/f', 'x', sparse.length)), raw(paddedBody(sparse)), file('GNUSparseFile.0/big.img')]), { code: 'ERR_ARCHIVE_ENTRY_TYPE', entry: 'lib/big.img' });
+    expect(r1.err.message).toMatch(/sparse file/);
+    await h.expectRejected(await gz([file('ok'), raw(rawHeader('disk.img', 'S', 0))]), { code: 'ERR_ARCHIVE_ENTRY_TYPE', entry: 'disk.img' });
+    const latin1 = Buffer.from(rawHeader('x', '0', 0));
+    latin1.write('caf\xe9\0', 0, 'latin1');
+    latin1.write('        ', 148, 'latin1');
+    let sum = 0;
+    for (const b of latin1) sum += b;
+    latin1.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    const r2 = await h.expectRejected(await gz([raw(latin1)]), { code: 'ERR_ARCHIVE_PATH', entry: 'caf\\xe9' });
+    expect(r2.err.message).toMatch(/not valid UTF-8/);
+    const bad = Buffer.from('99 path=evil\n');
+    const r3 = await h.expectRejected(await gz([raw(rawHeader('PaxHeader/f', 'x', bad.length)), raw(paddedBody(bad)), file('f')]), { code: 'ERR_ARCHIVE_CORRUPT', entry: 'PaxHeader/f' });
+    expect(r3.err.message).toMatch(/malformed pax header/);
+    const v7 = Buffer.from(rawHeader('old', '0', 0));
+    v7.fill(0, 257, 265);
+    v7.write('        ', 148, 'latin1');
+    sum = 0;
+    for (const b of v7) sum += b;
+    v7.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    const r4 = await h.expectRejected(await gz([raw(v7)]), { code: 'ERR_ARCHIVE_FORMAT', entry: 'old' });
+    expect(r4.err.message).toMatch(/pre-POSIX \(v7\)/);
+    await h.landGood();
   }, T);
 });
