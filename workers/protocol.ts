@@ -86,6 +86,8 @@ export interface ProgressEvent {
   rate: number;
   /** Extracted (uncompressed) bytes written so far. */
   extractedBytes: number;
+  /** A chunked install: file bytes taken from installed store entries instead of the network. */
+  reusedBytes?: number;
 }
 
 export interface LogEvent {

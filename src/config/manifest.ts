@@ -5,7 +5,7 @@
  * No I/O; src/manifest-poller.ts fetches, this file judges.
  */
 import { z } from 'zod';
-import { COMPONENT_NAME, VERSION_PATTERN, expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from './schema.ts';
+import { COMPONENT_NAME, VERSION_PATTERN, configIndex, expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from './schema.ts';
 import { ManifestError } from '../base/errors.ts';
 
 /** One component as a manifest states it: concrete URLs (already absolute) and a digest. */
@@ -19,6 +19,15 @@ export interface ManifestComponent {
   size?: number;
   /** Whether landing this component restarts the server. */
   restart?: boolean;
+  /** The chunk index of a chunked archive (README "Chunked archives"); its digest is bound here, with the archive's. */
+  index?: ManifestIndex;
+}
+
+export interface ManifestIndex {
+  /** Resolved like the archive's URLs. */
+  url: string;
+  sha256: string;
+  size?: number;
 }
 
 export interface ParsedManifest {
@@ -57,6 +66,7 @@ const landerComponent = z.object({
   sha256: hex64,
   size: z.number().int().positive().optional(),
   restart: z.boolean().optional(),
+  index: z.object({ url: urlRef, sha256: hex64, size: z.number().int().positive().optional() }).optional(),
 });
 
 // Unknown keys are ignored, not refused: a newer producer may add fields
@@ -147,6 +157,10 @@ function parseLander(value: unknown, opts: ParseManifestOptions): ParsedManifest
     const comp: ManifestComponent = { version: c.version, urls: urls.filter((u): u is string => u !== undefined), sha256: c.sha256 };
     if (c.size !== undefined) comp.size = c.size;
     if (c.restart !== undefined) comp.restart = c.restart;
+    if (c.index !== undefined) {
+      const iu = resolveUrl(c.index.url, opts.url, ['components', name, 'index', 'url'], issues);
+      if (iu !== undefined) comp.index = { url: iu, sha256: c.index.sha256, ...(c.index.size !== undefined ? { size: c.index.size } : {}) };
+    }
     components[name] = comp;
   }
   if (issues.length > 0) fail(opts.url, issues);
@@ -233,5 +247,8 @@ function combine(name: string, c: ComponentConfig, m: ManifestComponent | undefi
 
   const size = c.size ?? (same ? m.size : undefined);
   if (size !== undefined) spec.size = size;
+  // The index names the archive digest it describes; the installer uses it only when that is the digest it trusts.
+  const index = configIndex(c, version, urls[0]!) ?? (same && m.index ? { ...m.index } : undefined);
+  if (index) spec.index = index;
   return spec;
 }

@@ -77,6 +77,13 @@ const componentSchema = z
     size: size('size').optional(),
     /** Restart the server when this component changes. @default true */
     restart: z.boolean().optional(),
+    /**
+     * The chunk index of a chunked archive (`lander pack` writes `<archive>.index`),
+     * for delta and parallel installs; its digest pinned (`sha256`) or from a
+     * sidecar (`sha256Url`). `{url}` (the archive's URL) and `{version}` expand.
+     */
+    index: z.object({ url: urlTemplate, sha256: hex64.optional(), sha256Url: urlTemplate.optional() }).strict()
+      .refine((i) => (i.sha256 === undefined) !== (i.sha256Url === undefined), { message: 'Expected exactly one of "sha256" and "sha256Url"' }).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -311,6 +318,8 @@ export interface ComponentSpec {
   sha256Url?: string;
   size?: number;
   restart: boolean;
+  /** A chunk index for the archive (config or manifest): enables the chunked (delta, parallel) install. */
+  index?: { url: string; sha256?: string; sha256Url?: string; size?: number };
 }
 
 export type Config = RawConfig;
@@ -337,7 +346,16 @@ export function toSpec(name: string, c: ComponentConfig): ComponentSpec | undefi
   if (c.sha256) spec.sha256 = c.sha256;
   else spec.sha256Url = expandTemplate(c.sha256Url!, { version, url: urls[0] });
   if (c.size !== undefined) spec.size = c.size;
+  const index = configIndex(c, version, urls[0]!);
+  if (index) spec.index = index;
   return spec;
+}
+
+/** The config's `index`, templates expanded with the version and the archive URL. */
+export function configIndex(c: ComponentConfig, version: string, url: string): ComponentSpec['index'] {
+  if (!c.index) return undefined;
+  const vars = { version, url };
+  return { url: expandTemplate(c.index.url, vars), ...(c.index.sha256 ? { sha256: c.index.sha256 } : { sha256Url: expandTemplate(c.index.sha256Url!, vars) }) };
 }
 
 /** The specs of a config that needs no manifest (every component complete). */

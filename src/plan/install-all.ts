@@ -16,6 +16,7 @@ import type { Store } from '../store/store.ts';
 import { resolveDigest } from '../fetch/digest.ts';
 import { runInstallWorker } from '../install/worker-client.ts';
 import { removePart } from '../install/part-file.ts';
+import { installChunkedComponent, removeChunkPart } from '../install/chunked/component-install.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
 
 export interface ComponentOutcome {
@@ -125,7 +126,9 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
   // The first progress of a job is logged at once, also in a lander started less than `every` ago.
   let lastLog = -Infinity;
   const every = opts.logProgressEveryMs ?? 5000;
-  const done = await runInstallWorker(
+  // Index known → chunked install (delta + parallel inflate); else, or when the index cannot be had, the one pass.
+  const chunked = spec.index ? await installChunkedComponent({ spec: { ...spec, index: spec.index }, sha256, stagingDir, store, config, log, signal, ...(opts.onProgress ? { onProgress: (e: ProgressEvent) => opts.onProgress!(spec.name, e) } : {}) }) : undefined;
+  const done = chunked ?? await runInstallWorker(
     {
       type: 'install',
       jobId: path.basename(stagingDir),
@@ -170,9 +173,11 @@ async function fetchComponent(spec: ComponentSpec, opts: InstallOptions, signal:
     files: done.files,
     archiveBytes: done.bytes,
     extractedBytes: done.extractedBytes,
+    ...(chunked ? { index: chunked.index } : {}),
   });
   // Only now, with the tree recorded in the store, are the archive's bytes no longer needed.
   await removePart(store.partPath(sha256));
+  if (chunked) await removeChunkPart(store, sha256);
   const durationMs = Math.round(performance.now() - t0);
   log.info(
     { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir },

@@ -164,8 +164,9 @@ export async function startTestServer(): Promise<TestServer> {
     if (f.etag) headers.etag = f.etag;
     if (f.lastModified) headers['last-modified'] = f.lastModified;
     let start = 0;
+    let end = size - 1;
     let status = 200;
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'] as string | undefined;
     const validatorOk = !ifRange || ifRange === f.etag || ifRange === f.lastModified;
     if (m && validatorOk && !fault?.ignoreRange) {
@@ -174,13 +175,15 @@ export async function startTestServer(): Promise<TestServer> {
         res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
         return;
       }
+      // `bytes=N-M`, a closed range (the chunked installer's runs); M past the end means the end.
+      if (m[2]) end = Math.min(size - 1, Number(m[2]));
       if (fault?.wrongRangeShift) start = Math.max(0, Math.min(size - 1, start + fault.wrongRangeShift));
       status = 206;
-      headers['content-range'] = `bytes ${start}-${size - 1}/${size}`;
+      headers['content-range'] = `bytes ${start}-${end}/${size}`;
     }
-    headers['content-length'] = String(size - start);
+    headers['content-length'] = String(end + 1 - start);
     res.writeHead(status, headers);
-    const body = f.body.subarray(start);
+    const body = f.body.subarray(start, end + 1);
     const limit = fault?.cutAfter ?? fault?.stallAfter ?? fault?.endAfter;
     const send = limit === undefined ? body : body.subarray(0, limit);
     writeCounted(res, send, st, () => {
