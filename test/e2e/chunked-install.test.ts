@@ -15,7 +15,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeIndex } from '../../src/install/chunked/index-format.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
-import { runLander } from '../helpers/lander-cli.ts';
+import { parseLogs, runLander, startLander } from '../helpers/lander-cli.ts';
+import { prng } from '../helpers/crash-campaign.ts';
 import { snapshotTree } from '../helpers/release.ts';
 import { libBytes, makeSourceTree, textBytes } from '../helpers/source-tree.ts';
 
@@ -165,5 +166,37 @@ describe('chunked install', () => {
       });
       await refused('ERR_DIGEST_MISMATCH');
     });
+  });
+
+  it('a kill campaign during a delta install: every kill leaves the old tree or the new one, verified members are not fetched again, the last run finishes exactly', async () => {
+    const old = await snapshotTree(path.join(root, 'current'));
+    const want = await snapshotTree(src['3.0']!);
+    await publishRelease('3.0');
+    // Slow enough that a seeded instant lands mid-fetch (about 2 s for the bump).
+    const p = `/cur/${asset('3.0')}`;
+    server.serve(p, await readFile(path.join(out['3.0']!, asset('3.0'))), { rate: 300_000 });
+    const rand = prng(16);
+    let resumed = 0;
+    for (let round = 0; round < 5; round++) {
+      const child = startLander(['install', '--config', configPath]);
+      const at = 200 + Math.floor(rand() * 1500);
+      const timer = setTimeout(() => child.child.kill('SIGKILL'), at);
+      const r = await child.finished();
+      clearTimeout(timer);
+      resumed += parseLogs(r.stdout).filter((l) => l.event === 'install.chunked-resume').length;
+      const now = await snapshotTree(path.join(root, 'current'));
+      expect([old, want]).toContainEqual(now);
+      if (r.code === 0) break;
+    }
+    const before = server.stats(p).bytesSent;
+    const r = await install();
+    expect(r.code, r.stdout).toBe(0);
+    expect(await snapshotTree(path.join(root, 'current'))).toEqual(want);
+    resumed += r.logs.filter((l) => l.event === 'install.chunked-resume').length;
+    expect(resumed).toBeGreaterThan(0);
+    // The last run fetches only what no earlier run verified: its ranges plus the members it kept make the plan.
+    const plan = r.logs.find((l) => l.event === 'install.chunked-plan')!;
+    const kept = r.logs.filter((l) => l.event === 'install.chunked-resume').reduce((n, l) => n + (l.bytes as number), 0);
+    expect(server.stats(p).bytesSent - before + kept).toBeLessThanOrEqual(plan.fetchBytes as number);
   });
 });

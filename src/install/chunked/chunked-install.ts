@@ -267,7 +267,7 @@ class ChunkedJob {
         async () => { for (const p of await this.fetchRun([m], part)) await p; },
       )));
     }
-    if (kept.size > 0) this.log('info', 'install.chunked-resume', { members: kept.size }, 'resuming: members verified by an earlier run are used again');
+    if (kept.size > 0) this.log('info', 'install.chunked-resume', { members: kept.size, bytes: [...kept].reduce((n, m) => n + this.index.members[m]!.gzLength, 0) }, 'resuming: members verified by an earlier run are used again');
     return { kept, jobs };
   }
 
