@@ -74,7 +74,7 @@ export const EVENTS = {
   'install.aborted': { level: 'info', fields: ['component', 'version', 'reason'], action: 'An install was aborted (newer version wanted, or lander stopping); its partial download stays for a resume.' },
   'install.failed': { level: 'error', fields: ['component', 'version', 'err'], action: 'A component could not be installed (`err.code`: digest mismatch, HTTP error, archive rejected, disk full). The running server is untouched; fix the cause, then `lander check`.' },
   'install.skip-bad': { level: 'warn', fields: ['component', 'version', 'keeping?'], action: 'The desired version failed on the server before and is not retried. Publish or pin another version.' },
-  'install.result': { level: 'info', fields: ['component', 'version', 'status', 'sha256?', 'downloadedBytes?', 'durationMs?'], action: '`lander install`: the outcome for one component.' },
+  'install.result': { level: 'info', fields: ['component', 'version', 'status', 'sha256?', 'downloadedBytes?', 'reusedBytes?', 'durationMs?'], action: '`lander install`: the outcome for one component.' },
   'install.incomplete': { level: 'error', fields: ['failed'], action: '`lander install`: some components failed (see `install.failed`); `current` was left as it was.' },
   'install.done': { level: 'info', fields: ['generation', 'switched', 'components'], action: '`lander install` finished; `switched` says whether `current` changed.' },
   'reconcile.waiting': { level: 'info', fields: ['url'], action: 'A manifest is configured but none has been accepted yet (unreachable, unsigned, bad signature, older or expired: see `manifest.error`); the current generation stays as it is until one is.' },

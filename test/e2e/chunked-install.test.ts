@@ -111,6 +111,9 @@ describe('chunked install', () => {
     const plan = r.logs.find((l) => l.event === 'install.chunked-plan')!;
     expect(plan.links as number).toBeGreaterThan(30);
     expect(plan.copies as number).toBeGreaterThan(0);
+    const result = r.logs.find((l) => l.event === 'install.result')!;
+    expect(result.reusedBytes as number).toBeGreaterThan(LIB);
+    expect(result.downloadedBytes as number).toBeLessThan(size * 0.25);
     // An unchanged module is the old store entry's inode.
     const state = JSON.parse(await readFile(path.join(root, 'state.json'), 'utf8'));
     const [e1, e2] = state.entries.map((e: { dir: string }) => e.dir) as string[];

@@ -138,3 +138,19 @@ describe('reuse plan', () => {
     expect(computeReusePlan(ix, tree(ix), [], { maxGap: 50 }).runs.length).toBe(1);
   });
 });
+
+describe('reporting', () => {
+  it('says how much was reused and fetched, in progress lines, /status job text and metrics', async () => {
+    const { deltaText, formatProgress } = await import('../../src/cli/commands/status-format.ts');
+    const { LanderMetrics } = await import('../../src/report/metrics.ts');
+    const MiB = 1 << 20;
+    expect(deltaText(95.2 * MiB, 0.2 * MiB)).toBe('reused 95.2 MiB locally, fetched 0.2 MiB');
+    expect(formatProgress({ type: 'progress', component: 'server', version: '2', bytes: 0.2 * MiB, total: 0.4 * MiB, downloadedBytes: 0.2 * MiB, rate: 0, extractedBytes: 0, reusedBytes: 95.2 * MiB })).toContain('(reused 95.2 MiB locally, fetched 0.2 MiB)');
+    const m = new LanderMetrics();
+    m.bytesReused('server', 1234);
+    m.bytesDownloaded('server', 56);
+    const text = await Promise.resolve(m.registry.render());
+    expect(text).toContain('lander_reused_bytes_total{component="server"} 1234');
+    expect(text).toContain('lander_download_bytes_total{component="server"} 56');
+  });
+});

@@ -6,6 +6,7 @@ import type { Logger } from '../../report/log.ts';
 import { ProgressBars } from '../progress-bar.ts';
 import { Store } from '../../store/store.ts';
 import { formatBytes } from '../../base/units.ts';
+import { deltaText } from './status-format.ts';
 
 export interface InstallCommandOptions {
   configPath: string;
@@ -33,7 +34,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
     });
     bars?.draw();
     for (const o of result.components) {
-      log.info({ event: 'install.result', component: o.component, version: o.version, status: o.status, sha256: o.entry?.sha256, downloadedBytes: o.downloadedBytes, durationMs: o.durationMs }, `${o.component} ${o.status}`);
+      log.info({ event: 'install.result', component: o.component, version: o.version, status: o.status, sha256: o.entry?.sha256, downloadedBytes: o.downloadedBytes, reusedBytes: o.reusedBytes, durationMs: o.durationMs }, `${o.component} ${o.status}`);
     }
     if (result.errors.length > 0) {
       for (const err of result.errors) opts.stderr?.write(`lander install: ${err.message}\n`);
@@ -47,7 +48,8 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
     log.info({ event: 'install.done', generation: g.id, switched, components: Object.fromEntries(result.components.map((o) => [o.component, o.version])) }, switched ? 'new generation is current' : 'already up to date');
     if (tty) {
       for (const o of result.components) {
-        const got = o.downloadedBytes !== undefined ? ` (${formatBytes(o.downloadedBytes)} downloaded${o.durationMs !== undefined ? ` in ${(o.durationMs / 1000).toFixed(1)} s` : ''})` : '';
+        const took = o.durationMs !== undefined ? ` in ${(o.durationMs / 1000).toFixed(1)} s` : '';
+        const got = o.downloadedBytes === undefined ? '' : o.reusedBytes ? ` (${deltaText(o.reusedBytes, o.downloadedBytes)}${took})` : ` (${formatBytes(o.downloadedBytes)} downloaded${took})`;
         tty.write(`${o.component.padEnd(12)} ${o.version.padEnd(14)} ${o.status}${got}\n`);
       }
       tty.write(switched ? `current -> generation ${g.id}\n` : `up to date (generation ${g.id})\n`);
