@@ -26,19 +26,28 @@ export interface ExpectedHeader {
   linkname?: string;
 }
 
-export interface MemberJob {
-  type: 'member';
-  id: number;
-  /** The member's gzip bytes. */
-  gz: Uint8Array;
+/** One member of a batch: its bytes are `gz[gzStart, gzStart + gzLength)`. */
+export interface MemberSpec {
   /** Member index, for messages. */
   member: number;
+  gzStart: number;
+  gzLength: number;
   tarLength: number;
   sha256: string;
   pieces: MemberPiece[];
   headers: ExpectedHeader[];
   /** Bytes at and after this offset in the member must be zeros (the end-of-archive marker). */
   zerosFrom?: number;
+}
+
+/** Neighbouring members, checked and written one by one; `gz` is also written to `part` for a resume. */
+export interface MemberJob {
+  type: 'member';
+  id: number;
+  gz: Uint8Array;
+  members: MemberSpec[];
+  /** The part file (it exists) and the archive offset of `gz[0]`. */
+  part?: { path: string; offset: number };
 }
 
 export interface CopyJob {

@@ -82,6 +82,8 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 /** A hard cap on range attempts per run even while each makes progress. */
 const ATTEMPTS_PER_RUN = 50;
+/** Archive bytes per pool job while fetching. */
+const BATCH = 1 << 20;
 
 /** Fetches and verifies the index against the trusted digests. @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID` */
 export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'>, source: RangeSource, signal: AbortSignal): Promise<{ index: ChunkIndex; file: Buffer }> {
@@ -170,7 +172,7 @@ class ChunkedJob {
       for (const run of this.plan.runs) {
         if (this.failure) break;
         const todo = run.members.filter((m) => !this.verified.has(m) && !kept.has(m));
-        if (todo.length > 0) members.push(...(await this.fetchRun(todo, part)));
+        if (todo.length > 0) members.push(...(await this.fetchRun(todo)));
       }
       const results = await Promise.allSettled([...copies, ...members]);
       const failed = results.find((r) => r.status === 'rejected');
@@ -216,28 +218,30 @@ class ChunkedJob {
     }
   }
 
-  /** The member job for `m` with bytes `gz`: pieces to write, headers to check, the end marker to check. */
-  private memberJob(m: number, gz: Uint8Array) {
-    const mem = this.index.members[m]!;
-    const end = mem.tarOffset + mem.tarLength;
-    const headers: ExpectedHeader[] = [];
+  /** The job for members `batch` (contiguous in the archive, `gz` from archive offset `gzOffset`): pieces, headers, the end marker, the part-file write. */
+  private memberJob(batch: number[], gz: Uint8Array, gzOffset: number) {
     const es = this.index.entries;
-    let i = 0;
-    for (let lo = 0, hi = es.length; lo < hi;) {
-      const mid = (lo + hi) >> 1;
-      if (es[mid]!.headerOffset < mem.tarOffset) lo = mid + 1;
-      else hi = mid;
-      i = lo;
-    }
-    for (; i < es.length && es[i]!.headerOffset < end; i++) {
-      const e = es[i]!;
-      headers.push({ at: e.headerOffset - mem.tarOffset, blocks: (e.dataOffset - e.headerOffset) / 512, name: e.name, type: e.type, mode: e.mode, size: e.size, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) });
-    }
     const last = es[es.length - 1];
     const lastEnd = last ? last.dataOffset + last.size + ((512 - (last.size % 512)) % 512) : 0;
-    const zerosFrom = lastEnd < end ? Math.max(0, lastEnd - mem.tarOffset) : undefined;
-    const pieces = (this.plan.pieces.get(m) ?? []).map((p) => ({ ...p, path: this.abs(p.path) }));
-    return { type: 'member' as const, gz, member: m, tarLength: mem.tarLength, sha256: mem.sha256, pieces, headers, ...(zerosFrom !== undefined ? { zerosFrom } : {}) };
+    const specs = batch.map((m) => {
+      const mem = this.index.members[m]!;
+      const end = mem.tarOffset + mem.tarLength;
+      const headers: ExpectedHeader[] = [];
+      let lo = 0;
+      for (let hi = es.length; lo < hi;) {
+        const mid = (lo + hi) >> 1;
+        if (es[mid]!.headerOffset < mem.tarOffset) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < es.length && es[i]!.headerOffset < end; i++) {
+        const e = es[i]!;
+        headers.push({ at: e.headerOffset - mem.tarOffset, blocks: (e.dataOffset - e.headerOffset) / 512, name: e.name, type: e.type, mode: e.mode, size: e.size, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) });
+      }
+      const zerosFrom = lastEnd < end ? Math.max(0, lastEnd - mem.tarOffset) : undefined;
+      const pieces = (this.plan.pieces.get(m) ?? []).map((p) => ({ ...p, path: this.abs(p.path) }));
+      return { member: m, gzStart: mem.gzOffset - gzOffset, gzLength: mem.gzLength, tarLength: mem.tarLength, sha256: mem.sha256, pieces, headers, ...(zerosFrom !== undefined ? { zerosFrom } : {}) };
+    });
+    return { type: 'member' as const, gz, members: specs, part: { path: this.req.partPath, offset: gzOffset } };
   }
 
   /**
@@ -262,9 +266,9 @@ class ChunkedJob {
       const { bytesRead } = await part.read(buf, 0, mem.gzLength, mem.gzOffset);
       if (bytesRead !== mem.gzLength) continue;
       kept.add(m);
-      jobs.push(this.track(this.pool.run(this.memberJob(m, buf)).then(
+      jobs.push(this.track(this.pool.run(this.memberJob([m], buf, mem.gzOffset)).then(
         () => { this.verified.add(m); },
-        async () => { for (const p of await this.fetchRun([m], part)) await p; },
+        async () => { for (const p of await this.fetchRun([m])) await p; },
       )));
     }
     if (kept.size > 0) this.log('info', 'install.chunked-resume', { members: kept.size, bytes: [...kept].reduce((n, m) => n + this.index.members[m]!.gzLength, 0) }, 'resuming: members verified by an earlier run are used again');
@@ -273,11 +277,13 @@ class ChunkedJob {
 
   /**
    * Fetches `members` (neighbours in the archive) with as few ranges as a
-   * breaking server allows: each complete member goes to the pool at once,
-   * and a range that breaks resumes from the first member not yet whole.
+   * breaking server allows. Complete members go to the pool in batches of
+   * about BATCH bytes (one message, one part-file write, one open per file
+   * per batch); a range that breaks resumes from the first member not yet whole.
    */
-  private async fetchRun(members: number[], part: FileHandle): Promise<Promise<void>[]> {
+  private async fetchRun(members: number[]): Promise<Promise<void>[]> {
     const jobs: Promise<void>[] = [];
+    const ms = this.index.members;
     let next = 0; // index into members of the first member not yet received
     let failures = 0;
     for (let attempt = 0; next < members.length; attempt++) {
@@ -287,42 +293,45 @@ class ChunkedJob {
       // Contiguous members from `next` form one range.
       let last = next;
       while (last + 1 < members.length && members[last + 1] === members[last]! + 1) last++;
-      const first = this.index.members[members[next]!]!;
-      const end = this.index.members[members[last]!]!.gzOffset + this.index.members[members[last]!]!.gzLength;
+      const start = ms[members[next]!]!.gzOffset;
+      const end = ms[members[last]!]!.gzOffset + ms[members[last]!]!.gzLength;
       const before = next;
+      let pending: Buffer[] = []; // bytes from the batch's first member on
+      let received = start; // archive offset reached
+      let batchFrom = next;
+      const dispatch = () => {
+        if (next === batchFrom) return;
+        const from = ms[members[batchFrom]!]!.gzOffset;
+        const to = ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength;
+        const all = Buffer.concat(pending);
+        const gz = ownBuffer(to - from);
+        all.copy(gz, 0, 0, to - from);
+        pending = all.length > to - from ? [all.subarray(to - from)] : [];
+        const batch = members.slice(batchFrom, next);
+        batchFrom = next;
+        jobs.push(this.track(this.pool.run(this.memberJob(batch, gz, from)).then(() => {
+          for (const m of batch) this.verified.add(m);
+          return this.writeJournal(false);
+        })));
+      };
       try {
-        const body = await this.source.range(url, first.gzOffset, end, this.ctx.signal);
-        let m = members[next]!;
-        let buf = ownBuffer(this.index.members[m]!.gzLength);
-        let fill = 0;
+        const body = await this.source.range(url, start, end, this.ctx.signal);
         for await (const chunk of body) {
           if (this.failure) throw this.failure;
           this.fetched += chunk.length;
-          let off = 0;
-          while (off < chunk.length && next <= last) {
-            const n = Math.min(buf.length - fill, chunk.length - off);
-            chunk.copy(buf, fill, off, off + n);
-            fill += n;
-            off += n;
-            if (fill === buf.length) {
-              const done = buf;
-              const mi = m;
-              await writeAll(part, done, this.index.members[mi]!.gzOffset);
-              jobs.push(this.track(this.pool.run(this.memberJob(mi, done)).then(() => { this.verified.add(mi); return this.writeJournal(false); })));
-              next++;
-              if (next <= last) {
-                m = members[next]!;
-                buf = ownBuffer(this.index.members[m]!.gzLength);
-                fill = 0;
-              }
-            }
-          }
+          const take = Math.min(chunk.length, end - received);
+          pending.push(chunk.subarray(0, take));
+          received += take;
+          while (next <= last && received >= ms[members[next]!]!.gzOffset + ms[members[next]!]!.gzLength) next++;
+          if (next > batchFrom && ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength - ms[members[batchFrom]!]!.gzOffset >= BATCH) dispatch();
           this.progress();
           // Flat memory: wait for the pool when it falls behind the network.
           await this.pool.below(this.pool.size * 2);
         }
-        if (next <= last) throw new Error(`the range ended after ${fill} bytes of member ${m}`);
+        dispatch();
+        if (next <= last) throw new Error(`the range ended at ${received}, before member ${members[next]} ended`);
       } catch (err) {
+        dispatch(); // what arrived whole is kept
         if (this.ctx.signal.aborted || err instanceof LanderError && !(err instanceof DownloadError)) throw err;
         failures = next > before ? 0 : failures + 1;
         if (failures > (this.req.retries + 1) * this.req.urls.length) {
@@ -368,6 +377,3 @@ function ownBuffer(n: number): Buffer {
   return Buffer.from(new ArrayBuffer(n));
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let off = 0; off < buf.length;) off += (await fh.write(buf, off, buf.length - off, position + off)).bytesWritten;
-}

@@ -7,10 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { ArchiveError, DigestMismatchError } from '../../base/errors.ts';
-import type { CopyJob, HashJob, InflateJob, MemberJob } from '../../../workers/inflate-protocol.ts';
+import type { CopyJob, HashJob, InflateJob, MemberJob, MemberSpec } from '../../../workers/inflate-protocol.ts';
 import { BLOCK, parseHeader, parsePax, resolveGroup, paddedSize } from './tar-header.ts';
 
 const WRITE = fsc.O_WRONLY | fsc.O_NOFOLLOW;
@@ -23,10 +23,27 @@ export function runJob(job: InflateJob): Promise<void> {
 }
 
 async function member(job: MemberJob): Promise<void> {
+  const files = new Map<string, FileHandle>();
+  try {
+    for (const spec of job.members) await memberOne(job.gz.subarray(spec.gzStart, spec.gzStart + spec.gzLength), spec, files);
+    if (job.part) {
+      const fh = await open(job.part.path, WRITE);
+      try {
+        await writeAll(fh, job.gz, job.part.offset);
+      } finally {
+        await fh.close();
+      }
+    }
+  } finally {
+    await Promise.all([...files.values()].map((f) => f.close()));
+  }
+}
+
+async function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, FileHandle>): Promise<void> {
   let raw: Buffer;
   try {
     // maxOutputLength: a member that inflates past its indexed length is refused at that length (a bomb costs nothing).
-    raw = gunzipSync(job.gz, { maxOutputLength: Math.max(1, job.tarLength) });
+    raw = gunzipSync(gz, { maxOutputLength: Math.max(1, job.tarLength) });
   } catch (cause) {
     throw new ArchiveError('ERR_MEMBER_CORRUPT', `Cannot install member ${job.member}: it does not inflate to its ${job.tarLength} indexed bytes (${(cause as Error).message})`, { cause, data: { member: job.member } });
   }
@@ -41,16 +58,13 @@ async function member(job: MemberJob): Promise<void> {
     }
   }
   for (const p of job.pieces) {
-    const fh = await open(p.path, WRITE);
-    try {
-      await writeAll(fh, raw.subarray(p.at, p.at + p.length), p.offset);
-    } finally {
-      await fh.close();
-    }
+    let fh = files.get(p.path);
+    if (!fh) files.set(p.path, (fh = await open(p.path, WRITE)));
+    await writeAll(fh, raw.subarray(p.at, p.at + p.length), p.offset);
   }
 }
 
-function checkHeader(raw: Buffer, h: MemberJob['headers'][number], member: number): void {
+function checkHeader(raw: Buffer, h: MemberSpec['headers'][number], member: number): void {
   const mismatch = (why: string) => new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install: the tar header of entry ${JSON.stringify(h.name.slice(0, 256))} in member ${member} does not match the index (${why})`, { data: { member, entry: h.name.slice(0, 256) } });
   let at = h.at;
   let pax: Map<string, string> | undefined;
@@ -83,7 +97,7 @@ function checkHeader(raw: Buffer, h: MemberJob['headers'][number], member: numbe
   throw mismatch('no real header');
 }
 
-async function writeAll(fh: Awaited<ReturnType<typeof open>>, buf: Uint8Array, position: number): Promise<void> {
+async function writeAll(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;
   while (off < buf.length) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
