@@ -202,4 +202,14 @@ describe('chunked install', () => {
     const kept = r.logs.filter((l) => l.event === 'install.chunked-resume').reduce((n, l) => n + (l.bytes as number), 0);
     expect(server.stats(p).bytesSent - before + kept).toBeLessThanOrEqual(plan.fetchBytes as number);
   });
+
+  it('falls back to the one pass when the server ignores ranges', async () => {
+    await release('4.0', { '_internal/pkg0/mod0.py': textBytes(4000, 400) });
+    await publishRelease('4.0');
+    server.misbehave(`/cur/${asset('4.0')}`, { ignoreRange: true, times: 100 });
+    const r = await install();
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.logs.some((l) => l.event === 'install.index-unavailable')).toBe(true);
+    expect(await snapshotTree(path.join(root, 'current'))).toEqual(await snapshotTree(src['4.0']!));
+  });
 });

@@ -332,7 +332,7 @@ class ChunkedJob {
         if (next <= last) throw new Error(`the range ended at ${received}, before member ${members[next]} ended`);
       } catch (err) {
         dispatch(); // what arrived whole is kept
-        if (this.ctx.signal.aborted || err instanceof LanderError && !(err instanceof DownloadError)) throw err;
+        if (this.ctx.signal.aborted || hasCode(err, 'ERR_RANGE_UNSUPPORTED') || err instanceof LanderError && !(err instanceof DownloadError)) throw err;
         failures = next > before ? 0 : failures + 1;
         if (failures > (this.req.retries + 1) * this.req.urls.length) {
           throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.req.component} ${this.req.version}: ${(err as Error).message}`, { cause: err, data: { component: this.req.component, url } });

@@ -69,6 +69,11 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
   } catch (err) {
     // Only an index that cannot be had at all falls back; the first range request has not been made then.
     const url = (err as { data?: { url?: string } }).data?.url;
+    // A server without ranges: nothing was written yet that the one pass would need.
+    if (hasCode(err, 'ERR_RANGE_UNSUPPORTED')) {
+      log.warn({ event: 'install.index-unavailable', component: spec.name, version: spec.version, url, reason: (err as Error).message }, 'the server does not answer ranges; installing in one pass');
+      return undefined;
+    }
     if ((err instanceof DownloadError || err instanceof DigestUnavailableError) && (url === spec.index.url || url === spec.index.sha256Url)) {
       log.warn({ event: 'install.index-unavailable', component: spec.name, version: spec.version, url: spec.index.url, reason: err.message }, 'the chunk index cannot be downloaded; installing in one pass');
       return undefined;
