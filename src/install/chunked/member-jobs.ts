@@ -6,7 +6,7 @@
  * following a final symlink and never created here.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { ArchiveError, DigestMismatchError } from '../../base/errors.ts';
@@ -22,24 +22,30 @@ export function runJob(job: InflateJob): Promise<void> {
   return hash(job);
 }
 
+// Synchronous file I/O on purpose: this thread exists to do it, and a thread-pool round trip per
+// 16 KiB piece left the workers idle half the time (bench/chunked-install.ts, --cpu-prof).
 async function member(job: MemberJob): Promise<void> {
-  const files = new Map<string, FileHandle>();
+  const files = new Map<string, number>();
   try {
-    for (const spec of job.members) await memberOne(job.gz.subarray(spec.gzStart, spec.gzStart + spec.gzLength), spec, files);
+    for (const spec of job.members) memberOne(job.gz.subarray(spec.gzStart, spec.gzStart + spec.gzLength), spec, files);
     if (job.part) {
-      const fh = await open(job.part.path, WRITE);
+      const fd = openSync(job.part.path, WRITE);
       try {
-        await writeAll(fh, job.gz, job.part.offset);
+        writeAllSync(fd, job.gz, job.part.offset);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
   } finally {
-    await Promise.all([...files.values()].map((f) => f.close()));
+    for (const fd of files.values()) closeSync(fd);
   }
 }
 
-async function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, FileHandle>): Promise<void> {
+function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, position + off);
+}
+
+function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, number>): void {
   let raw: Buffer;
   try {
     // maxOutputLength: a member that inflates past its indexed length is refused at that length (a bomb costs nothing).
@@ -58,9 +64,9 @@ async function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, Fil
     }
   }
   for (const p of job.pieces) {
-    let fh = files.get(p.path);
-    if (!fh) files.set(p.path, (fh = await open(p.path, WRITE)));
-    await writeAll(fh, raw.subarray(p.at, p.at + p.length), p.offset);
+    let fd = files.get(p.path);
+    if (fd === undefined) files.set(p.path, (fd = openSync(p.path, WRITE)));
+    writeAllSync(fd, raw.subarray(p.at, p.at + p.length), p.offset);
   }
 }
 
@@ -127,19 +133,19 @@ async function copy(job: CopyJob): Promise<void> {
 }
 
 async function hash(job: HashJob): Promise<void> {
-  const fh = await open(job.path, READ);
+  const fd = openSync(job.path, READ);
   const h = createHash('sha256');
   let size = 0;
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      size += bytesRead;
+      const n = readSync(fd, buf, 0, buf.length, size);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      size += n;
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   const actual = h.digest('hex');
   if (size !== job.size || actual !== job.sha256) {
