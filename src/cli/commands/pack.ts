@@ -49,7 +49,7 @@ SOURCE_DATE_EPOCH sets the mtime of every entry (default 2020-01-01).
 /**
  * Average chunk of `lander pack`'s archives, in KiB. 16 rather than BGZF's 64: a delta costs
  * about one member per changed region, and bench/delta.ts measured the bytes of both bumps
- * (see bench/RESULTS.md); the archive stays within 3% of gzip -6 (test/e2e/chunked-pack.test.ts).
+ * (see bench/RESULTS.md); the archive stays within 3% of gzip -6 (test/e2e/chunked-archive.test.ts).
  */
 export const DEFAULT_CHUNK_KIB = 16;
 
