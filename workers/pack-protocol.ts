@@ -22,6 +22,8 @@ export interface PackRequest {
   mtime: number;
   /** Minimum time between progress events. @default 100 */
   progressIntervalMs?: number;
+  /** Write a chunked archive and its index here (a temp name, renamed with the archive). */
+  chunked?: { indexFile: string; avgChunk?: number };
 }
 
 export interface PackProgress {
@@ -37,6 +39,7 @@ export interface PackDone {
   sha256: string;
   size: number;
   entries: number;
+  index?: { sha256: string; size: number; members: number };
 }
 
 export interface PackFailed {

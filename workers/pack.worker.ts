@@ -23,6 +23,7 @@ writeTarGz(req.sourceDir, req.entries, req.outFile, {
   level: req.level,
   mtime: new Date(req.mtime * 1000),
   signal: ac.signal,
+  ...(req.chunked ? { chunked: req.chunked } : {}),
   onBytes: (bytes) => {
     const now = performance.now();
     if (now - last < (req.progressIntervalMs ?? 100)) return;

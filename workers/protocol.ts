@@ -90,6 +90,8 @@ export interface ProgressEvent {
   connections: number;
   /** Extracted (uncompressed) bytes written so far. */
   extractedBytes: number;
+  /** A chunked install: file bytes taken from installed store entries instead of the network. */
+  reusedBytes?: number;
 }
 
 export interface LogEvent {

@@ -143,12 +143,14 @@ export class Daemon implements DaemonControl {
       const job = this.#jobs.get(component);
       this.#jobTouched.set(component, Date.now());
       const startedAt = job?.version === version ? job.startedAt : new Date().toISOString();
-      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, connections: e.connections, startedAt });
+      this.#jobs.set(component, { version, phase: 'download', bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), rate: e.rate, connections: e.connections, startedAt, ...(e.reusedBytes !== undefined ? { reusedBytes: e.reusedBytes } : {}) });
       this.metrics.downloadConnections(component, e.connections);
       const prev = this.#downloaded.get(component) ?? 0;
       if (e.downloadedBytes > prev) this.metrics.bytesDownloaded(component, e.downloadedBytes - prev);
       this.#downloaded.set(component, e.downloadedBytes);
-      this.#emit({ type: 'progress', component, version, bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), downloadedBytes: e.downloadedBytes, rate: e.rate, connections: e.connections, extractedBytes: e.extractedBytes });
+      // A chunked install knows what it reuses up front: counted once, with its first progress event.
+      if (e.reusedBytes !== undefined && job?.reusedBytes === undefined) this.metrics.bytesReused(component, e.reusedBytes);
+      this.#emit({ type: 'progress', component, version, bytes: e.bytes, ...(e.total !== undefined ? { total: e.total } : {}), downloadedBytes: e.downloadedBytes, rate: e.rate, connections: e.connections, extractedBytes: e.extractedBytes, ...(e.reusedBytes !== undefined ? { reusedBytes: e.reusedBytes } : {}) });
     });
     l.on('outcome', (o) => {
       this.metrics.downloadConnections(o.component, 0);

@@ -24,6 +24,15 @@ export interface ManifestComponent {
   restart?: boolean;
   /** Staged rollout: only machines whose bucket is below `percent` take this version (src/plan/rollout.ts). */
   rollout?: Rollout;
+  /** The chunk index of a chunked archive (README "Chunked archives"); its digest is bound here, with the archive's. */
+  index?: ManifestIndex;
+}
+
+export interface ManifestIndex {
+  /** Resolved like the archive's URLs. */
+  url: string;
+  sha256: string;
+  size?: number;
 }
 
 /** One build of a component for some machines (cu128 or cu126 libs, say); the first that fits is chosen. */
@@ -89,6 +98,7 @@ const archiveFields = {
   size: z.number().int().positive().optional(),
   restart: z.boolean().optional(),
   rollout: rolloutSchema.optional(),
+  index: z.object({ url: urlRef, sha256: hex64, size: z.number().int().positive().optional() }).optional(),
 };
 const variantSchema = z.object({ name: z.string().regex(COMPONENT_NAME, 'Expected a variant name of letters, digits and . _ -'), requires: requiresSchema.optional(), version, ...archiveFields });
 
@@ -99,6 +109,7 @@ const landerComponent = z.object({
   size: archiveFields.size,
   restart: archiveFields.restart,
   rollout: archiveFields.rollout,
+  index: archiveFields.index,
   variants: z.array(variantSchema).min(1, 'Expected at least one variant').optional(),
 }).superRefine((c, ctx) => {
   const fields = ['version', 'url', 'sha256'] as const;
@@ -193,7 +204,7 @@ function parseLander(value: unknown, opts: ParseManifestOptions): ParsedManifest
   }
   const components: Record<string, ManifestComponent> = {};
   const choices: Record<string, ManifestChoice> = {};
-  type Archive = { version: string; url: string | string[]; sha256: string; size?: number; restart?: boolean; rollout?: Rollout };
+  type Archive = { version: string; url: string | string[]; sha256: string; size?: number; restart?: boolean; rollout?: Rollout; index?: { url: string; sha256: string; size?: number } };
   const archive = (c: Archive, at: PropertyKey[]): ManifestComponent => {
     const refs = Array.isArray(c.url) ? c.url : [c.url];
     const urls = refs.map((ref, i) => resolveUrl(ref, opts.url, Array.isArray(c.url) ? [...at, 'url', i] : [...at, 'url'], issues));
@@ -201,6 +212,10 @@ function parseLander(value: unknown, opts: ParseManifestOptions): ParsedManifest
     if (c.size !== undefined) comp.size = c.size;
     if (c.restart !== undefined) comp.restart = c.restart;
     if (c.rollout !== undefined) comp.rollout = { percent: c.rollout.percent };
+    if (c.index !== undefined) {
+      const iu = resolveUrl(c.index.url, opts.url, [...at, 'index', 'url'], issues);
+      if (iu !== undefined) comp.index = { url: iu, sha256: c.index.sha256, ...(c.index.size !== undefined ? { size: c.index.size } : {}) };
+    }
     return comp;
   };
   for (const [name, c] of Object.entries(m.components)) {

@@ -63,6 +63,13 @@ const componentSchema = z
     size: size('size').optional(),
     /** Restart the server when this component changes. @default true */
     restart: z.boolean().optional(),
+    /**
+     * The chunk index of a chunked archive (`lander pack` writes `<archive>.index`),
+     * for delta and parallel installs; its digest pinned (`sha256`) or from a
+     * sidecar (`sha256Url`). `{url}` (the archive's URL) and `{version}` expand.
+     */
+    index: z.object({ url: urlTemplate, sha256: hex64.optional(), sha256Url: urlTemplate.optional() }).strict()
+      .refine((i) => (i.sha256 === undefined) !== (i.sha256Url === undefined), { message: 'Expected exactly one of "sha256" and "sha256Url"' }).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -317,6 +324,8 @@ export interface ComponentSpec {
   sha256Url?: string;
   size?: number;
   restart: boolean;
+  /** A chunk index for the archive (config or manifest): enables the chunked (delta, parallel) install. */
+  index?: { url: string; sha256?: string; sha256Url?: string; size?: number };
 }
 
 export type Config = RawConfig;
@@ -332,6 +341,13 @@ export function expandTemplate(t: string, vars: { version: string; url?: string 
 export function firstIsOci(c: { url?: string | string[] | undefined }): boolean {
   const first = Array.isArray(c.url) ? c.url[0] : c.url;
   return first !== undefined && isOciUrl(first);
+}
+
+/** The config's `index`, templates expanded with the version and the archive URL. */
+export function configIndex(c: ComponentConfig, version: string, url: string): ComponentSpec['index'] {
+  if (!c.index) return undefined;
+  const vars = { version, url };
+  return { url: expandTemplate(c.index.url, vars), ...(c.index.sha256 ? { sha256: c.index.sha256 } : { sha256Url: expandTemplate(c.index.sha256Url!, vars) }) };
 }
 
 function formatPath(p: readonly PropertyKey[]): string {

@@ -10,6 +10,7 @@ import { ociInstallSource, ociRequestFields, withTokenRenewal } from '../fetch/o
 import type { Logger } from '../report/log.ts';
 import type { StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
+import { installChunkedComponent, removeChunkPart } from './chunked/component-install.ts';
 import { removePart } from './part-file.ts';
 import { runInstallWorker } from './worker-client.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -18,7 +19,7 @@ import type { ProgressEvent } from '../../workers/protocol.ts';
 export type JobPhase = 'queued' | 'digest' | 'download' | 'commit';
 
 export interface InstallContext {
-  config: Pick<Config, 'download' | 'limits' | 'disk' | 'registries'>;
+  config: Config;
   store: Store;
   log: Logger;
   /** Every progress event, with the spec (and so the version) it belongs to. */
@@ -97,8 +98,15 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
     },
     );
   };
+  // Index known → chunked install (delta + parallel inflate); else, or when the index cannot be had, the one pass.
+  // (An oci:// component's index would ride as a second layer: not read yet, so the one pass.)
+  let chunked: Awaited<ReturnType<typeof installChunkedComponent>>;
+  if (spec.index && !oci) {
+    stagingDir = store.stagingPath(spec.name);
+    chunked = await installChunkedComponent({ spec: { ...spec, index: spec.index }, sha256, stagingDir, store, config, log, signal, onProgress: (e) => ctx.onProgress?.(spec, e) });
+  }
   // A registry token that expired before a retry: a new one, and the download resumes from its .part.
-  const done = await withTokenRenewal(spec, config, oci, signal, install, (reason) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming'));
+  const done = chunked ?? await withTokenRenewal(spec, config, oci, signal, install, (reason) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming'));
   ctx.onPhase?.(spec, 'commit');
   const entry = await store.commitEntry({
     component: spec.name,
@@ -109,9 +117,11 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
     files: done.files,
     archiveBytes: done.bytes,
     extractedBytes: done.extractedBytes,
+    ...(chunked ? { index: chunked.index } : {}),
   });
   // Only now, with the tree recorded in the store, are the archive's bytes no longer needed.
   await removePart(store.partPath(sha256));
+  if (chunked) await removeChunkPart(store, sha256);
   const durationMs = Math.round(performance.now() - t0);
   log.info(
     { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir },

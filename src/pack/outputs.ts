@@ -11,11 +11,18 @@ export interface PackedComponent {
   asset: string;
   sha256: string;
   size: number;
+  /** The chunk index beside a chunked archive (file name, digest, size). */
+  index?: { asset: string; sha256: string; size: number };
 }
 
 /** `<hex>  <name>\n`, as sha256sum and package_cuda.py write it. */
 export function sidecarText(c: PackedComponent): string {
   return `${c.sha256}  ${c.asset}\n`;
+}
+
+/** The index's own sidecar, `<hex>  <name>.index\n`. */
+export function indexSidecarText(c: PackedComponent): string | undefined {
+  return c.index ? `${c.index.sha256}  ${c.index.asset}\n` : undefined;
 }
 
 /** voicebox's `cuda-libs.json` for the component that holds the CUDA libraries. */
@@ -47,6 +54,7 @@ export function landerManifest(components: readonly PackedComponent[], opts: Man
       url: base === undefined ? encodeURIComponent(c.asset) : new URL(encodeURIComponent(c.asset), base).href,
       sha256: c.sha256,
       size: c.size,
+      ...(c.index ? { index: { url: base === undefined ? encodeURIComponent(c.index.asset) : new URL(encodeURIComponent(c.index.asset), base).href, sha256: c.index.sha256, size: c.index.size } } : {}),
     }])),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,11 +17,16 @@ import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { PackError } from '../base/errors.ts';
 import { walkSource, type SourceEntry } from './walk.ts';
+import { encodeIndex } from '../install/chunked/index-format.ts';
+import { chunkSizes } from './chunker.ts';
+import { ChunkedGzip } from './chunked-gzip.ts';
 
 export interface PackResult {
   sha256: string;
   size: number;
   entries: number;
+  /** The chunk index written beside a chunked archive. */
+  index?: { sha256: string; size: number; members: number };
 }
 
 export interface WriteTarGzOptions {
@@ -32,6 +37,12 @@ export interface WriteTarGzOptions {
   /** Called with file bytes read so far (not throttled; the caller throttles). */
   onBytes?(bytes: number): void;
   signal?: AbortSignal;
+  /**
+   * Cut the tar stream into content-defined chunks, one gzip member each,
+   * and write their index (src/install/chunked/index-format.ts) to `indexFile`.
+   * Without it the archive is one gzip member, as before.
+   */
+  chunked?: { indexFile: string; avgChunk?: number; entryCut?: number };
 }
 
 /** The mtime written into every header: SOURCE_DATE_EPOCH, else 2020-01-01. */
@@ -63,7 +74,9 @@ export async function writeTarGz(dir: string, entries: Iterable<SourceEntry>, ou
       cb(null, chunk);
     },
   });
-  const written = pipeline(pack, createGzip({ level: opts.level ?? 6, chunkSize: 1 << 20 }), tee, createWriteStream(outFile), ...(opts.signal ? [{ signal: opts.signal }] : []));
+  const chunker = opts.chunked ? new ChunkedGzip({ sizes: chunkSizes(opts.chunked.avgChunk), level: opts.level ?? 6, ...(opts.chunked.entryCut !== undefined ? { entryCut: opts.chunked.entryCut } : {}) }) : undefined;
+  const gzip = chunker ?? createGzip({ level: opts.level ?? 6, chunkSize: 1 << 20 });
+  const written = pipeline(pack, gzip, tee, createWriteStream(outFile), ...(opts.signal ? [{ signal: opts.signal }] : []));
   // A failure in the entry loop must also end the write side, and a write failure the loop.
   let failure: unknown;
   written.catch((err: unknown) => (failure ??= err));
@@ -102,7 +115,12 @@ export async function writeTarGz(dir: string, entries: Iterable<SourceEntry>, ou
     throw err;
   }
   await written;
-  return { sha256: hash.digest('hex'), size, entries: count };
+  const sha256 = hash.digest('hex');
+  if (!chunker) return { sha256, size, entries: count };
+  const tarSize = chunker.members.reduce((n, m) => n + m.tarLength, 0);
+  const index = encodeIndex({ archiveSize: size, archiveSha256: sha256, tarSize, avgChunk: chunkSizes(opts.chunked!.avgChunk).avg, members: chunker.members, entries: chunker.entries });
+  await writeFile(opts.chunked!.indexFile, index);
+  return { sha256, size, entries: count, index: { sha256: createHash('sha256').update(index).digest('hex'), size: index.length, members: chunker.members.length } };
 }
 
 function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }): Promise<void> {
@@ -110,6 +128,6 @@ function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }): 
 }
 
 /** Packs a whole folder in this thread (the demo's small releases). */
-export async function packDirectory(dir: string, outFile: string, opts: { level?: number } = {}): Promise<PackResult> {
+export async function packDirectory(dir: string, outFile: string, opts: Pick<WriteTarGzOptions, 'level' | 'chunked'> = {}): Promise<PackResult> {
   return writeTarGz(dir, await walkSource(dir), outFile, opts);
 }

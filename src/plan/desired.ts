@@ -4,7 +4,7 @@
  * landing, garbage collection) works from the specs this returns, with their
  * versions carried along.
  */
-import { expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from '../config/schema.ts';
+import { configIndex, expandTemplate, type ComponentConfig, type ComponentSpec, type Config } from '../config/schema.ts';
 import type { ManifestComponent, ParsedManifest } from '../config/manifest.ts';
 import { isOciUrl } from '../fetch/oci/reference.ts';
 import { machineView, type MachineContext, type MachineNote } from './for-machine.ts';
@@ -88,5 +88,8 @@ function combine(name: string, c: ComponentConfig, m: ManifestComponent | undefi
 
   const size = c.size ?? (same ? m.size : undefined);
   if (size !== undefined) spec.size = size;
+  // The index names the archive digest it describes; the installer uses it only when that is the digest it trusts.
+  const index = configIndex(c, version, urls[0]!) ?? (same && m.index ? { ...m.index } : undefined);
+  if (index) spec.index = index;
   return spec;
 }

@@ -34,7 +34,7 @@ export interface InstallResult {
 }
 
 export interface InstallComponentsOptions extends Omit<InstallContext, 'config'> {
-  config: Pick<Config, 'download' | 'limits' | 'disk'>;
+  config: Config;
   /** The desired components, computed once for this reconcile (desired.ts). */
   specs: ComponentSpec[];
   queue: JobQueue;
@@ -69,7 +69,7 @@ export async function installComponents(opts: InstallComponentsOptions): Promise
     const key = `${spec.version}|${spec.sha256 ?? spec.sha256Url}|${spec.urls.join(' ')}`;
     try {
       opts.onPhase?.(spec, 'queued');
-      const r = await queue.submit({ component: spec.name, key, priority, run: (signal) => installComponent(spec, opts as InstallContext, anySignal(signal, opts.signal)) });
+      const r = await queue.submit({ component: spec.name, key, priority, run: (signal) => installComponent(spec, opts, anySignal(signal, opts.signal)) });
       return { component: spec.name, version: spec.version, ...r };
     } catch (err) {
       if (hasCode(err, 'ERR_ABORTED')) log.info({ event: 'install.aborted', component: spec.name, version: spec.version, reason: (err as Error).message }, 'install aborted; the partial download stays for a resume');

@@ -14,7 +14,7 @@ export interface ComponentStatus {
   installed?: string;
   sha256?: string;
   /** An install job in flight for this component. */
-  job?: { version: string; phase: 'queued' | 'digest' | 'download' | 'commit'; bytes: number; total?: number; rate: number; connections?: number; startedAt: string };
+  job?: { version: string; phase: 'queued' | 'digest' | 'download' | 'commit'; bytes: number; total?: number; rate: number; connections?: number; startedAt: string; /** A chunked install: file bytes taken from the store. */ reusedBytes?: number };
   /** Versions that failed on the server and are not retried. */
   bad: string[];
   /** Rollout or targeting: "waiting for rollout: bucket 63, rollout 25%; keeping 1.1.0", "variant cu128 (...)". */
@@ -48,7 +48,7 @@ export interface DaemonStatus {
 }
 
 export type DaemonEvent =
-  | { type: 'progress'; component: string; version: string; bytes: number; total?: number; downloadedBytes: number; rate: number; connections: number; extractedBytes: number }
+  | { type: 'progress'; component: string; version: string; bytes: number; total?: number; downloadedBytes: number; rate: number; connections: number; extractedBytes: number; reusedBytes?: number }
   | { type: 'install'; component: string; version: string; status: 'verified' | 'failed' | 'aborted'; error?: string }
   | { type: 'server.state'; from: string; to: string; pid?: number; generation?: number | string }
   | { type: 'landed'; generation: number; from: number | null; restarted: boolean; durationMs: number }

@@ -248,6 +248,7 @@ export class Registry {
 export class LanderMetrics {
   readonly registry = new Registry();
   readonly #downloadBytes = this.registry.counter({ name: 'lander_download_bytes_total', help: 'Archive bytes received from the network.', labelNames: ['component'] });
+  readonly #reusedBytes = this.registry.counter({ name: 'lander_reused_bytes_total', help: 'File bytes a chunked install took from installed store entries instead of the network.', labelNames: ['component'] });
   readonly #installDuration = this.registry.histogram({ name: 'lander_install_duration_seconds', help: 'Time from the start of an install job to its end, successful or not.', labelNames: ['component'] });
   readonly #installs = this.registry.counter({ name: 'lander_installs_total', help: 'Install jobs finished, by result.', labelNames: ['component', 'result'] });
   readonly #restarts = this.registry.counter({ name: 'lander_server_restarts_total', help: 'Server restarts, by reason.', labelNames: ['reason'] });
@@ -272,6 +273,10 @@ export class LanderMetrics {
   /** Connections open for `component`'s download; 0 once it ends. */
   downloadConnections(component: string, n: number): void {
     this.#connections.set({ component }, n);
+  }
+
+  bytesReused(component: string, n: number): void {
+    this.#reusedBytes.inc({ component }, n);
   }
 
   installFinished(component: string, ok: boolean, seconds: number): void {

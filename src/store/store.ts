@@ -24,6 +24,8 @@ export interface CommitEntryInput {
   files: FileRecord[];
   archiveBytes: number;
   extractedBytes: number;
+  /** The archive's chunk index, kept beside the entry so later installs can reuse its chunks. */
+  index?: Buffer;
 }
 
 export class Store {
@@ -113,7 +115,7 @@ export class Store {
       const names = await readdir(this.abs(dir)).catch(() => [] as string[]);
       for (const name of names) {
         const rel = path.posix.join(dir, name);
-        const owner = name.endsWith('.files.json') ? rel.slice(0, -'.files.json'.length) : rel;
+        const owner = name.endsWith('.files.json') ? rel.slice(0, -'.files.json'.length) : name.endsWith('.index') ? rel.slice(0, -'.index'.length) : rel;
         if (entries.has(owner)) continue;
         const tmp = name.startsWith('.') && name.endsWith('.tmp');
         await rm(this.abs(rel), { recursive: true, force: true });
@@ -172,6 +174,8 @@ export class Store {
     // A leftover from a crash between rename and state write: same digest, so same content; replace it.
     await rm(dest, { recursive: true, force: true });
     await writeFileAtomic(`${dest}.files.json`, JSON.stringify({ component: input.component, version: input.version, sha256: input.sha256, files: input.files }) + '\n');
+    if (input.index) await writeFileAtomic(`${dest}.index`, input.index);
+    else await rm(`${dest}.index`, { force: true });
     await rename(input.stagingDir, dest);
     // Durable before visible: the worker flushed the tree's data and folders; this makes the rename itself durable.
     await fsyncDir(path.dirname(dest));
@@ -196,6 +200,16 @@ export class Store {
       return JSON.parse(await readFile(`${this.abs(entry.dir)}.files.json`, 'utf8')).files as FileRecord[];
     } catch (err) {
       throw new StoreError('ERR_STORE_INDEX', `Cannot read the file index of ${entry.dir}: ${(err as Error).message}`, { cause: err, data: { entry: entry.dir } });
+    }
+  }
+
+  /** The chunk index kept beside an entry installed from a chunked archive, if any. */
+  async entryIndex(entry: Pick<StoreEntry, 'dir'>): Promise<Buffer | undefined> {
+    try {
+      return await readFile(`${this.abs(entry.dir)}.index`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StoreError('ERR_STORE_INDEX', `Cannot read the chunk index of ${entry.dir}: ${(err as Error).message}`, { cause: err, data: { entry: entry.dir } });
     }
   }
 
@@ -342,6 +356,7 @@ export class Store {
     for (const e of dropEntries) {
       await rm(this.abs(e.dir), { recursive: true, force: true });
       await rm(`${this.abs(e.dir)}.files.json`, { force: true });
+      await rm(`${this.abs(e.dir)}.index`, { force: true });
     }
     if (dropGens.length || dropEntries.length) {
       this.log.info({ event: 'store.gc', generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir) }, 'removed old generations and entries');

@@ -19,6 +19,7 @@ import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { runLander, complaints } from '../helpers/lander-cli.ts';
 import { CUDA_PATHS, makeCudaOnedir } from '../helpers/onedir.ts';
 import { snapshotTree } from '../helpers/release.ts';
+import { sha256Hex } from '../helpers/archive.ts';
 
 const EPOCH = '1767225600'; // 2026-01-01, as a CI would set from the commit
 const VERSIONS = ['--component-version', 'server=0.3.1', '--component-version', 'cuda-libs=cu128-v1'];
@@ -49,7 +50,7 @@ afterAll(async () => {
 
 describe('lander pack', () => {
   it('writes the voicebox assets and a lander manifest with the same digests', async () => {
-    expect((await readdir(out)).sort()).toEqual(['cuda-libs-cu128-v1.tar.gz', 'cuda-libs-cu128-v1.tar.gz.sha256', 'cuda-libs.json', 'manifest.json', 'voicebox-server-cuda.tar.gz', 'voicebox-server-cuda.tar.gz.sha256']);
+    expect((await readdir(out)).sort()).toEqual(['cuda-libs-cu128-v1.tar.gz', 'cuda-libs-cu128-v1.tar.gz.index', 'cuda-libs-cu128-v1.tar.gz.index.sha256', 'cuda-libs-cu128-v1.tar.gz.sha256', 'cuda-libs.json', 'manifest.json', 'voicebox-server-cuda.tar.gz', 'voicebox-server-cuda.tar.gz.index', 'voicebox-server-cuda.tar.gz.index.sha256', 'voicebox-server-cuda.tar.gz.sha256']);
     const digests: Record<string, string> = {};
     for (const a of ASSETS) {
       const text = await sidecar(out, a);
@@ -62,6 +63,12 @@ describe('lander pack', () => {
     expect(m.components.server).toMatchObject({ version: '0.3.1', urls: ['https://example.org/v0.3.1/voicebox-server-cuda.tar.gz'], sha256: digests['voicebox-server-cuda.tar.gz'] });
     expect(m.components['cuda-libs']).toMatchObject({ version: 'cu128-v1', urls: ['https://example.org/v0.3.1/cuda-libs-cu128-v1.tar.gz'], sha256: digests['cuda-libs-cu128-v1.tar.gz'] });
     expect(m.components.server!.size).toBeGreaterThan(0);
+    // Each chunked archive's index is listed with its digest, which its own sidecar repeats.
+    for (const [name, a] of [['server', 'voicebox-server-cuda.tar.gz'], ['cuda-libs', 'cuda-libs-cu128-v1.tar.gz']] as const) {
+      const idx = await readFile(path.join(out, `${a}.index`));
+      expect(m.components[name]!.index).toEqual({ url: `https://example.org/v0.3.1/${a}.index`, sha256: sha256Hex(idx), size: idx.length });
+      expect(await sidecar(out, `${a}.index`)).toBe(`${sha256Hex(idx)}  ${a}.index\n`);
+    }
   });
 
   it('splits as the nvidia rules say', async () => {

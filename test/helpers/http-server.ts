@@ -182,6 +182,7 @@ export async function startTestServer(): Promise<TestServer> {
         return;
       }
       if (fault?.wrongRangeShift) start = Math.max(0, Math.min(size - 1, start + fault.wrongRangeShift));
+      // `bytes=N-M`, a closed range (segments, the chunked installer's runs); M past the end means the end.
       if (m[2]) end = Math.min(size, Math.max(start + 1, Number(m[2]) + 1));
       status = 206;
       headers['content-range'] = `bytes ${start}-${end - 1}/${size}`;

@@ -111,6 +111,7 @@ describe('LanderMetrics', () => {
     expect(v('lander_event_loop_delay_seconds', { quantile: '1' })).toBe(0.012);
     expect(fams.map((f) => [f.name, f.type])).toEqual([
       ['lander_download_bytes_total', 'counter'],
+      ['lander_reused_bytes_total', 'counter'],
       ['lander_install_duration_seconds', 'histogram'],
       ['lander_installs_total', 'counter'],
       ['lander_server_restarts_total', 'counter'],

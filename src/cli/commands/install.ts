@@ -20,6 +20,7 @@ import { Store } from '../../store/store.ts';
 import { formatBytes } from '../../base/units.ts';
 import { LanderError } from '../../base/errors.ts';
 import { interruptSignal } from '../interrupt.ts';
+import { deltaText } from './status-format.ts';
 
 export interface InstallCommandOptions {
   configPath: string;
@@ -107,7 +108,7 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
     const result = await reconciler.reconcile();
     bars?.draw();
     for (const o of result.components) {
-      log.info({ event: 'install.result', component: o.component, version: o.version, status: o.status, sha256: o.entry?.sha256, downloadedBytes: o.downloadedBytes, durationMs: o.durationMs }, `${o.component} ${o.status}`);
+      log.info({ event: 'install.result', component: o.component, version: o.version, status: o.status, sha256: o.entry?.sha256, downloadedBytes: o.downloadedBytes, reusedBytes: o.reusedBytes, durationMs: o.durationMs }, `${o.component} ${o.status}`);
     }
     const done = async (generation: number | null, switched: boolean) => summarize(result.components, {
       interrupted: signal.aborted, generation, switched, partialBytes: await partialBytes(config.root), durationMs: Math.round(performance.now() - t0),
@@ -135,7 +136,8 @@ export async function installCommand(opts: InstallCommandOptions): Promise<numbe
       return 0;
     }
     const lines = result.components.map((o) => {
-      const got = o.downloadedBytes !== undefined ? ` (${formatBytes(o.downloadedBytes)} downloaded${o.durationMs !== undefined ? ` in ${(o.durationMs / 1000).toFixed(1)} s` : ''})` : '';
+      const took = o.durationMs !== undefined ? ` in ${(o.durationMs / 1000).toFixed(1)} s` : '';
+      const got = o.downloadedBytes === undefined ? '' : o.reusedBytes ? ` (${deltaText(o.reusedBytes, o.downloadedBytes)}${took})` : ` (${formatBytes(o.downloadedBytes)} downloaded${took})`;
       return `${o.component.padEnd(12)} ${o.version.padEnd(14)} ${o.status}${got}\n`;
     });
     opts.stdout?.write(lines.join('') + (switched ? `current -> generation ${g.id}\n` : `up to date (generation ${g.id})\n`));

@@ -18,7 +18,7 @@ import { mapLimit } from '../../base/map-limit.ts';
 import { formatSignature, landerTrustedComment, parseSecretKey, signMessage } from '../../config/minisign.ts';
 import { packMtime } from '../../pack/pack-dir.ts';
 import { runPackWorker } from '../../pack/worker-client.ts';
-import { cudaLibsJson, landerManifest, sidecarText, type PackedComponent } from '../../pack/outputs.ts';
+import { cudaLibsJson, indexSidecarText, landerManifest, sidecarText, type PackedComponent } from '../../pack/outputs.ts';
 import { planPack } from '../../pack/plan.ts';
 import { NVIDIA_RULE_SET, componentNames, componentOutput, parseRuleSet, type RuleSet } from '../../pack/rules.ts';
 import { walkSource } from '../../pack/walk.ts';
@@ -29,7 +29,8 @@ export const PACK_HELP = `lander pack: split a one-folder build into component a
 
 Usage:
   lander pack <onedir> --out <dir> [--rules FILE] [--component-version NAME=VER ...]
-              [--base-url URL] [--key FILE] [--sequence N] [--torch-compat SPEC] [--level 1-9] [--json]
+              [--base-url URL] [--key FILE] [--sequence N] [--torch-compat SPEC] [--level 1-9]
+              [--chunk-size KIB | --single-member] [--json]
 
   --rules FILE               JSON rules (README "Publishing with lander pack"); default: the
                              built-in nvidia set (server + cuda-libs, as voicebox's package_cuda.py)
@@ -39,8 +40,18 @@ Usage:
   --sequence N               release counter in manifest.json (default with --key: SOURCE_DATE_EPOCH or now)
   --torch-compat SPEC        "torch_compat" in cuda-libs.json
   --level N                  gzip level (default 6)
+  --chunk-size KIB           average chunk (gzip member) size of the chunked archive, a power
+                             of two (default 16); each archive gets a chunk index NAME.index
+  --single-member            one gzip member and no index (the archive format before chunking)
 SOURCE_DATE_EPOCH sets the mtime of every entry (default 2020-01-01).
 `;
+
+/**
+ * Average chunk of `lander pack`'s archives, in KiB. 16 rather than BGZF's 64: a delta costs
+ * about one member per changed region, and bench/delta.ts measured the bytes of both bumps
+ * (see bench/RESULTS.md); the archive stays within 3% of gzip -6 (test/e2e/chunked-archive.test.ts).
+ */
+export const DEFAULT_CHUNK_KIB = 16;
 
 /** The manifest's file name; also the `file:` in its signature's trusted comment. */
 export const MANIFEST_NAME = 'manifest.json';
@@ -70,6 +81,8 @@ export async function packCommand(argv: string[], io: PackCommandIo): Promise<nu
         sequence: { type: 'string' },
         'torch-compat': { type: 'string' },
         level: { type: 'string' },
+        'chunk-size': { type: 'string' },
+        'single-member': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -93,9 +106,12 @@ export async function packCommand(argv: string[], io: PackCommandIo): Promise<nu
     if (!Number.isInteger(gzipLevel) || gzipLevel < 1 || gzipLevel > 9) throw usage(`Cannot pack: expected --level 1-9, got ${JSON.stringify(v.level)}`);
     if (v['base-url'] !== undefined && !/^https?:\/\//.test(v['base-url'])) throw usage(`Cannot pack: expected --base-url to be an http(s) URL, got ${JSON.stringify(v['base-url'])}`);
     if (v.sequence !== undefined && !/^\d{1,15}$/.test(v.sequence)) throw usage(`Cannot pack: expected --sequence to be a whole number, got ${JSON.stringify(v.sequence)}`);
+    const chunkKiB = v['chunk-size'] === undefined ? DEFAULT_CHUNK_KIB : Number(v['chunk-size']);
+    if (!Number.isInteger(Math.log2(chunkKiB)) || chunkKiB < 1 || chunkKiB > 16384) throw usage(`Cannot pack: expected --chunk-size to be a power of two from 1 to 16384 (KiB), got ${JSON.stringify(v['chunk-size'])}`);
+    if (v['single-member'] && v['chunk-size'] !== undefined) throw usage('Cannot pack: --chunk-size and --single-member exclude each other');
     const rs = v.rules ? parseRuleSet(await readFile(v.rules, 'utf8'), v.rules) : NVIDIA_RULE_SET;
     await pack({
-      source: positionals[0]!, out: v.out, rs, level: gzipLevel, versions: parseVersions(v['component-version'] as string[], rs),
+      source: positionals[0]!, out: v.out, rs, level: gzipLevel, ...(v['single-member'] ? {} : { avgChunk: chunkKiB * 1024 }), versions: parseVersions(v['component-version'] as string[], rs),
       ...(v['base-url'] !== undefined ? { baseUrl: v['base-url'] } : {}),
       ...(v.key !== undefined ? { key: v.key } : {}),
       ...(v.sequence !== undefined ? { sequence: Number(v.sequence) } : {}),
@@ -132,6 +148,8 @@ interface PackJob {
   out: string;
   rs: RuleSet;
   level: number;
+  /** Average chunk size; absent: one gzip member, no index. */
+  avgChunk?: number;
   versions: Map<string, string>;
   baseUrl?: string;
   key?: string;
@@ -154,8 +172,9 @@ async function pack(job: PackJob, io: PackCommandIo & { log: Logger }, json: boo
   const assets = new Map(names.map((n) => [n, componentOutput(job.rs, n).asset.replaceAll('{version}', job.versions.get(n)!)]));
   const taken = new Set([MANIFEST_NAME, 'cuda-libs.json']);
   for (const [n, a] of assets) {
-    if (taken.has(a) || !a.endsWith('.tar.gz')) throw usage(`Cannot pack: component ${n}'s archive name ${JSON.stringify(a)} is used twice or does not end in .tar.gz`);
+    if (taken.has(a) || taken.has(`${a}.index`) || !a.endsWith('.tar.gz')) throw usage(`Cannot pack: component ${n}'s archive name ${JSON.stringify(a)} is used twice or does not end in .tar.gz`);
     taken.add(a);
+    taken.add(`${a}.index`);
   }
 
   const entries = await walkSource(source);
@@ -174,18 +193,25 @@ async function pack(job: PackJob, io: PackCommandIo & { log: Logger }, json: boo
     await mapLimit(plans, 2, async (p) => {
       const tmp = path.join(out, `.${assets.get(p.name)!}.${randomBytes(4).toString('hex')}.tmp`);
       temps.set(p.name, tmp);
+      const indexTmp = `${tmp}.index`;
+      if (job.avgChunk) temps.set(`${p.name}\0index`, indexTmp);
       const done = await runPackWorker(
-        { type: 'pack', component: p.name, sourceDir: source, entries: p.entries, outFile: tmp, level: job.level, mtime },
+        { type: 'pack', component: p.name, sourceDir: source, entries: p.entries, outFile: tmp, level: job.level, mtime, ...(job.avgChunk ? { chunked: { indexFile: indexTmp, avgChunk: job.avgChunk } } : {}) },
         { signal: ac.signal, onProgress: (e) => bars?.update(p.name, { label: p.name, bytes: e.bytes, total: p.bytes, rate: 0 }) },
       ).catch((err: unknown) => {
         ac.abort(err);
         throw err;
       });
       bars?.update(p.name, { label: p.name, bytes: p.bytes, total: p.bytes, rate: 0 }, true);
-      results.set(p.name, { name: p.name, version: job.versions.get(p.name)!, asset: assets.get(p.name)!, sha256: done.sha256, size: done.size });
-      log.info({ event: 'pack.archive', component: p.name, asset: assets.get(p.name), sha256: done.sha256, size: done.size, entries: done.entries }, 'archive written');
+      const asset = assets.get(p.name)!;
+      results.set(p.name, { name: p.name, version: job.versions.get(p.name)!, asset, sha256: done.sha256, size: done.size, ...(done.index ? { index: { asset: `${asset}.index`, sha256: done.index.sha256, size: done.index.size } } : {}) });
+      log.info({ event: 'pack.archive', component: p.name, asset, sha256: done.sha256, size: done.size, entries: done.entries, ...(done.index ? { members: done.index.members, indexBytes: done.index.size } : {}) }, 'archive written');
     });
-    for (const p of plans) await rename(temps.get(p.name)!, path.join(out, assets.get(p.name)!));
+    for (const p of plans) {
+      await rename(temps.get(p.name)!, path.join(out, assets.get(p.name)!));
+      const idx = temps.get(`${p.name}\0index`);
+      if (idx) await rename(idx, path.join(out, `${assets.get(p.name)!}.index`));
+    }
   } catch (err) {
     await Promise.all([...temps.values()].map((t) => rm(t, { force: true })));
     throw err;
@@ -194,7 +220,11 @@ async function pack(job: PackJob, io: PackCommandIo & { log: Logger }, json: boo
   }
 
   const packed = plans.map((p) => results.get(p.name)!);
-  for (const c of packed) await writeFileAtomic(path.join(out, `${c.asset}.sha256`), sidecarText(c));
+  for (const c of packed) {
+    await writeFileAtomic(path.join(out, `${c.asset}.sha256`), sidecarText(c));
+    const idx = indexSidecarText(c);
+    if (idx) await writeFileAtomic(path.join(out, `${c.index!.asset}.sha256`), idx);
+  }
   const cuda = packed.find((c) => c.name === 'cuda-libs');
   if (cuda) await writeFileAtomic(path.join(out, 'cuda-libs.json'), cudaLibsJson(cuda, job.torchCompat));
   // A signed manifest needs a sequence (src/manifest-signature.ts): a time is monotonic without bookkeeping.

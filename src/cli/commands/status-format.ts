@@ -22,7 +22,14 @@ function jobText(j: NonNullable<DaemonStatus['components'][string]['job']>): str
   const size = j.total ? `${formatBytes(j.bytes)} / ${formatBytes(j.total)}` : formatBytes(j.bytes);
   const rate = j.rate > 0 ? ` ${formatBytes(j.rate)}/s` : '';
   const conns = (j.connections ?? 0) > 1 ? ` over ${j.connections} connections` : '';
-  return `${safe(j.phase)} ${safe(j.version)}${pct} ${size}${rate}${conns}`;
+  return `${safe(j.phase)} ${safe(j.version)}${pct} ${size}${rate}${conns}${j.reusedBytes !== undefined ? ` (${deltaText(j.reusedBytes, j.bytes)})` : ''}`;
+}
+
+/** A chunked install's split: "reused 95.2 MiB locally, fetched 0.2 MiB". */
+export function deltaText(reused: number, fetched: number): string {
+  // One unit for both once either is a MiB, so the two read side by side.
+  const f = Math.max(reused, fetched) >= 1 << 20 ? (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB` : formatBytes;
+  return `reused ${f(reused)} locally, fetched ${f(fetched)}`;
 }
 
 export function formatDaemonStatus(s: DaemonStatus): string {
@@ -95,5 +102,5 @@ export function formatEvent(e: DaemonEvent): string | undefined {
 /** A progress line for logs and pipes (no bars), throttled by the caller. */
 export function formatProgress(e: Extract<DaemonEvent, { type: 'progress' }>): string {
   const pct = e.total ? ` ${((e.bytes / e.total) * 100).toFixed(0)}%` : '';
-  return `progress  ${safe(e.component)} ${safe(e.version)}${pct} ${formatBytes(e.bytes)}${e.total ? ` / ${formatBytes(e.total)}` : ''}${e.rate > 0 ? ` ${formatBytes(e.rate)}/s` : ''}${(e.connections ?? 0) > 1 ? ` over ${e.connections} connections` : ''}`;
+  return `progress  ${safe(e.component)} ${safe(e.version)}${pct} ${formatBytes(e.bytes)}${e.total ? ` / ${formatBytes(e.total)}` : ''}${e.rate > 0 ? ` ${formatBytes(e.rate)}/s` : ''}${(e.connections ?? 0) > 1 ? ` over ${e.connections} connections` : ''}${e.reusedBytes !== undefined ? ` (${deltaText(e.reusedBytes, e.downloadedBytes)})` : ''}`;
 }

@@ -1,0 +1,156 @@
+/**
+ * The pure parts of chunked archives: the gear chunker, the index format
+ * and its checks, the tree plan's hostile-input rules, and the reuse
+ * planner (hand-built indexes, as electron-updater tests computeOperations).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { chunkSizes, GearChunker } from '../../src/pack/chunker.ts';
+import { decodeIndex, encodeIndex, type ChunkIndex, type IndexEntry } from '../../src/install/chunked/index-format.ts';
+import { computeReusePlan } from '../../src/install/chunked/reuse-plan.ts';
+import { planTree } from '../../src/install/chunked/tree-plan.ts';
+
+const LIMITS = { maxEntries: 100, maxExpansionRatio: 100, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 1 << 30 };
+const h = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function cuts(data: Buffer, avg: number): number[] {
+  const g = new GearChunker(chunkSizes(avg));
+  const out: number[] = [];
+  for (let i = 0; i < data.length;) {
+    const k = g.feed(data.subarray(i), 0);
+    if (k < 0) break;
+    i += k;
+    out.push(i);
+  }
+  return out;
+}
+
+describe('gear chunker', () => {
+  const data = randomBytes(2 << 20);
+  it('cuts between min and max, around the average', () => {
+    const c = cuts(data, 16384);
+    const sizes = c.map((x, i) => x - (i ? c[i - 1]! : 0));
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(4096);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(65536);
+    const mean = sizes.reduce((a, b) => a + b, 0) / sizes.length;
+    expect(mean).toBeGreaterThan(8192);
+    expect(mean).toBeLessThan(32768);
+  });
+  it('resynchronises after an insertion: later boundaries move by exactly the inserted length', () => {
+    const ins = Buffer.concat([data.subarray(0, 700_000), randomBytes(3000), data.subarray(700_000)]);
+    const a = new Set(cuts(data, 16384).filter((x) => x > 800_000));
+    const b = cuts(ins, 16384).filter((x) => x > 803_000).map((x) => x - 3000);
+    expect(b.filter((x) => a.has(x)).length).toBeGreaterThan(b.length - 2);
+  });
+  it('refuses a chunk size that is not a power of two', () => {
+    expect(() => chunkSizes(20_000)).toThrow(/power of two/);
+  });
+});
+
+function fileEntry(name: string, headerOffset: number, size: number, content: string): IndexEntry {
+  return { name, type: 'file', mode: 0o644, size, headerOffset, dataOffset: headerOffset + 512, sha256: h(content) };
+}
+
+/** Two files of 1000 and 600 bytes, each its own member, then the end marker in a third. */
+function sampleIndex(contentA = 'a', contentB = 'b'): ChunkIndex {
+  const a = fileEntry('d/a.bin', 0, 1000, contentA);
+  const b = fileEntry('d/b.bin', 1536, 600, contentB);
+  return {
+    archiveSize: 300, archiveSha256: h('archive'), tarSize: 4096, avgChunk: 16384,
+    members: [
+      { gzOffset: 0, gzLength: 100, tarOffset: 0, tarLength: 1536, sha256: h(`m0${contentA}`) },
+      { gzOffset: 100, gzLength: 100, tarOffset: 1536, tarLength: 1536, sha256: h(`m1${contentB}`) },
+      { gzOffset: 200, gzLength: 100, tarOffset: 3072, tarLength: 1024, sha256: h('end') },
+    ],
+    entries: [a, b],
+  };
+}
+
+describe('index format', () => {
+  it('round-trips', () => {
+    const ix = sampleIndex();
+    expect(decodeIndex(encodeIndex(ix))).toEqual(ix);
+  });
+  it('refuses a truncated index, a wrong magic, and members that do not tile the archive', () => {
+    const raw = encodeIndex(sampleIndex());
+    const plain = gunzipSync(raw);
+    expect(() => decodeIndex(gzipSync(plain.subarray(0, plain.length - 10)))).toThrow(/ends early|Cannot use the chunk index/);
+    expect(() => decodeIndex(gzipSync(Buffer.concat([Buffer.from('NOTANIDX'), plain.subarray(8)])))).toThrow(/LNDRIDX1/);
+    expect(() => decodeIndex(encodeIndex({ ...sampleIndex(), archiveSize: 301 }))).toThrow(/cover/);
+    expect(() => decodeIndex(Buffer.from('not gzip'))).toThrow(/decompress/);
+  });
+  it('refuses entries that leave no end-of-archive marker', () => {
+    const ix = sampleIndex();
+    ix.members[2]!.tarLength = 512;
+    ix.tarSize -= 512;
+    expect(() => decodeIndex(encodeIndex(ix))).toThrow(/end-of-archive/);
+  });
+});
+
+describe('tree plan', () => {
+  const entry = (name: string, type: IndexEntry['type'], extra: Partial<IndexEntry> = {}): IndexEntry => ({ name, type, mode: 0o644, size: 0, headerOffset: 0, dataOffset: 512, ...(type === 'file' ? { sha256: h('') } : {}), ...extra });
+  it('refuses a ".." name, a write through a symlink, a case collision and an escaping link', () => {
+    expect(() => planTree([entry('../x', 'file')], LIMITS, 'c')).toThrow(/"\.\." part/);
+    expect(() => planTree([entry('l', 'symlink', { linkname: 'd' }), entry('l/x', 'file')], LIMITS, 'c')).toThrow(/through the symlink "l"/);
+    expect(() => planTree([entry('A', 'file'), entry('a', 'file')], LIMITS, 'c')).toThrow(/collides/);
+    expect(() => planTree([entry('up', 'symlink', { linkname: '../..' })], LIMITS, 'c')).toThrow(/leaves/);
+    expect(() => planTree([entry('h', 'link', { linkname: 'nothing' })], LIMITS, 'c')).toThrow(/hard link/);
+  });
+  it('creates parents first and clamps modes', () => {
+    const t = planTree([entry('a/b/run', 'file', { mode: 0o4777 })], LIMITS, 'c');
+    expect(t.ops.map((o) => o.kind)).toEqual(['dir', 'dir', 'file']);
+    expect(t.files.find((f) => f.path === 'a/b/run')!.mode).toBe(0o755);
+  });
+});
+
+describe('reuse plan', () => {
+  const tree = (ix: ChunkIndex) => planTree(ix.entries, LIMITS, 'c');
+  it('fetches everything with no installed entry, in one coalesced run', () => {
+    const ix = sampleIndex();
+    const p = computeReusePlan(ix, tree(ix), []);
+    expect(p.fetch).toEqual([0, 1]);
+    expect(p.runs).toEqual([{ start: 0, end: 200, members: [0, 1] }]);
+    expect(p.pieces.get(1)).toEqual([{ path: 'd/b.bin', at: 512, offset: 0, length: 600 }]);
+  });
+  it('hard-links a file whose content an installed entry has, and fetches only the changed one', () => {
+    const old = sampleIndex();
+    const next = sampleIndex('a', 'B');
+    const p = computeReusePlan(next, tree(next), [{ dir: '/store/c/1', files: tree(old).files }]);
+    expect(p.links).toEqual([{ path: 'd/a.bin', from: { dir: '/store/c/1', path: 'd/a.bin' }, size: 1000 }]);
+    expect(p.fetch).toEqual([1]);
+    expect(p.runs).toEqual([{ start: 100, end: 200, members: [1] }]);
+    expect(p.reusedBytes).toBe(1000);
+  });
+  it('copies a member found in an installed index from the files that hold it', () => {
+    const old = sampleIndex();
+    // A renamed file with the same bytes: no whole-file match by mode, but the same member.
+    const next = sampleIndex();
+    next.entries[0] = { ...next.entries[0]!, mode: 0o755 };
+    const p = computeReusePlan(next, tree(next), [{ dir: '/s', files: tree(old).files, index: old }]);
+    expect(p.copies).toEqual([{ member: 0, from: { dir: '/s', path: 'd/a.bin', offset: 0 }, to: { path: 'd/a.bin', offset: 0 }, length: 1000 }]);
+    expect(p.fetch).toEqual([]);
+  });
+  it('keeps runs apart across a gap, unless maxGap allows it', () => {
+    const ix = sampleIndex();
+    ix.members[1]!.gzOffset = 150; // pretend a 50-byte gap (not a valid index; the planner only reads offsets)
+    expect(computeReusePlan(ix, tree(ix), []).runs.length).toBe(2);
+    expect(computeReusePlan(ix, tree(ix), [], { maxGap: 50 }).runs.length).toBe(1);
+  });
+});
+
+describe('reporting', () => {
+  it('says how much was reused and fetched, in progress lines, /status job text and metrics', async () => {
+    const { deltaText, formatProgress } = await import('../../src/cli/commands/status-format.ts');
+    const { LanderMetrics } = await import('../../src/report/metrics.ts');
+    const MiB = 1 << 20;
+    expect(deltaText(95.2 * MiB, 0.2 * MiB)).toBe('reused 95.2 MiB locally, fetched 0.2 MiB');
+    expect(formatProgress({ type: 'progress', component: 'server', version: '2', bytes: 0.2 * MiB, total: 0.4 * MiB, downloadedBytes: 0.2 * MiB, rate: 0, extractedBytes: 0, reusedBytes: 95.2 * MiB })).toContain('(reused 95.2 MiB locally, fetched 0.2 MiB)');
+    const m = new LanderMetrics();
+    m.bytesReused('server', 1234);
+    m.bytesDownloaded('server', 56);
+    const text = await Promise.resolve(m.registry.render());
+    expect(text).toContain('lander_reused_bytes_total{component="server"} 1234');
+    expect(text).toContain('lander_download_bytes_total{component="server"} 56');
+  });
+});
