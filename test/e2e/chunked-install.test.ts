@@ -101,7 +101,8 @@ describe('chunked install', () => {
     const p = `/cur/${asset('2.0')}`;
     server.misbehave(p, { cutAfter: 50 }); // every run is longer: a member alone is a gzip header, a tar header and data
     const r = await install();
-    expect(complaints(r)).toEqual([]);
+    // The cut is said (a warning, install.chunked-retry), and nothing else.
+    expect(complaints(r).filter((l) => !l.includes('"event":"install.chunked-retry"'))).toEqual([]);
     expect(r.code).toBe(0);
     expect(await snapshotTree(path.join(root, 'current'))).toEqual(await snapshotTree(src['2.0']!));
     expect(r.logs.some((l) => l.event === 'install.chunked-retry')).toBe(true);
