@@ -19,6 +19,21 @@ const onMessage = (m: MainToWorker) => {
 };
 port.on('message', onMessage);
 
+// After an abort, sockets and file handles are torn down while reads and writes are still in flight; an
+// error from one of those that nothing awaits any more must not kill the thread before it has kept the
+// .part and answered (seen under Deno, aborting a segmented download on a loaded machine). Before an
+// abort, a stray error is a bug: it is the install's failure, reported as such.
+const stray = (err: unknown) => {
+  if (ac.signal.aborted) {
+    post({ type: 'log', level: 'debug', event: 'install.stray-error', fields: { err: serializeError(err) }, msg: 'an error after the abort, from I/O being torn down; ignored' });
+    return;
+  }
+  post({ type: 'error', jobId: req.jobId, error: serializeError(err) });
+  process.exit(1);
+};
+process.on('uncaughtException', stray);
+process.on('unhandledRejection', stray);
+
 runInstallPipeline(req, { signal: ac.signal, post })
   .then(
     (done) => post(done),

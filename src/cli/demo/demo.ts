@@ -43,7 +43,15 @@ function stopAndClean(code: number): Promise<void> {
   stopping ??= (async () => {
     say('\nstopping: the server, the daemon, the release server; removing the demo folder');
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
-    if (work) await rm(work, { recursive: true, force: true });
+    // The demo may still be writing into its folder (a closed stdout stops it mid-step): retry what races.
+    for (let i = 0; work && i < 20; i++) {
+      try {
+        await rm(work, { recursive: true, force: true });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     process.exit(code);
   })();
   return stopping;
