@@ -223,10 +223,13 @@ describe('mirrors', () => {
 
   it('a corrupt mirror (one flipped byte: a gzip/tar error) is skipped; the next mirror installs, the 404 before it is logged', async () => {
     const good = await archive(300_000);
+    // One flipped bit in the gzip header's reserved flags: gunzip fails on the first chunk. (A flip inside the
+    // deflate data often inflates "fine" until the CRC at the end, where the digest check may see it first:
+    // also a skip, but not this path; seen on Node 24.) Served slowly, so the error comes before the end.
     const bad = Buffer.from(good);
-    bad[Math.floor(bad.length / 2)]! ^= 0x40;
+    bad[3]! ^= 0x80;
     const req = await request('/m5/good.tar.gz', good);
-    srv.serve('/m5/bad.tar.gz', bad);
+    srv.serve('/m5/bad.tar.gz', bad, { rate: 1_000_000 });
     req.urls = [srv.url('/m5/missing.tar.gz'), srv.url('/m5/bad.tar.gz'), srv.url('/m5/good.tar.gz')];
     const c = logs();
     const done = await runInstallWorker(req, c.opts);
@@ -240,10 +243,10 @@ describe('mirrors', () => {
   it('when every mirror is corrupt or missing, the error lists each URL, how it failed and how often', async () => {
     const good = await archive(300_000);
     const bad = Buffer.from(good);
-    bad[Math.floor(bad.length / 2)]! ^= 0x40;
+    bad[3]! ^= 0x80; // gzip's reserved flag bit: a gzip error on the first chunk (see above)
     const req = await request('/m6/unused', good);
-    srv.serve('/m6/bad1.tar.gz', bad);
-    srv.serve('/m6/bad2.tar.gz', bad);
+    srv.serve('/m6/bad1.tar.gz', bad, { rate: 1_000_000 });
+    srv.serve('/m6/bad2.tar.gz', bad, { rate: 1_000_000 });
     req.urls = [srv.url('/m6/bad1.tar.gz'), srv.url('/m6/missing.tar.gz'), srv.url('/m6/bad2.tar.gz')];
     const err = await runInstallWorker(req).catch((e: unknown) => e) as DownloadError;
     expect(err.code).toMatch(/^ERR_ARCHIVE/);
