@@ -17,7 +17,7 @@ import type { FlushMode } from '../src/install/flush.ts';
 import { fixture, OUT, type Fixture } from './fixture.ts';
 import { pairedRatio, summary } from './stats.ts';
 
-const MODES: FlushMode[] = ['none', 'close', 'batch', 'syncfs'];
+const MODES: FlushMode[] = ['none', 'close', 'batch', 'syncfs', 'behind'];
 const LIMITS = { maxEntries: 1_000_000, maxExpansionRatio: 1000, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 1024, maxExtractedBytes: 64 * 2 ** 30 };
 
 async function once(fx: Fixture, mode: FlushMode, dir: string): Promise<number> {

@@ -22,6 +22,7 @@ import tar from 'tar-stream';
 import { runInstallWorker } from '../src/install/worker-client.ts';
 import { runInstallPipeline } from '../src/install/pipeline.ts';
 import type { InstallRequest } from '../workers/protocol.ts';
+import type { FlushMode } from '../src/install/flush.ts';
 
 export type NodeVariant = 'lander' | 'main-thread' | 'three-pass' | 'idle';
 
@@ -57,6 +58,7 @@ export function request(job: Job): InstallRequest {
     download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000 },
     limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
     progressIntervalMs: 100,
+    ...(process.env.BENCH_FLUSH ? { flush: process.env.BENCH_FLUSH as FlushMode } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import type { ExpectedFile, VerifyReport } from '../src/store/verify-report.ts';
 export type { EntryType, FileRecord } from '../src/store/file-record.ts';
 export type { Difference, DifferenceKind, ExpectedFile, VerifyReport } from '../src/store/verify-report.ts';
 import type { FileRecord } from '../src/store/file-record.ts';
+import type { FlushMode } from '../src/install/flush.ts';
 
 export interface DownloadSettings {
   connectTimeoutMs: number;
@@ -66,6 +67,8 @@ export interface InstallRequest {
   disk?: { expansionEstimate: number; marginBytes: number };
   /** Minimum time between progress events. @default 100 */
   progressIntervalMs?: number;
+  /** How the tree is made durable before it is reported done (src/install/flush.ts). @default DEFAULT_FLUSH */
+  flush?: FlushMode;
 }
 
 export interface AbortMessage {

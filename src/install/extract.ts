@@ -16,7 +16,8 @@ import type { EntryType, ExtractLimits, FileRecord } from '../../workers/protoco
 import { classifyEntry, type EntryDecision } from './entry-classifier.ts';
 import { collisionKey, displayEntryName, parentPaths } from './entry-path.ts';
 import { drain, writeDirectory, writeFile, writeHardlink, writeSymlink, type Body } from './entry-writers.ts';
-import { DEFAULT_FLUSH, flushTree, type FlushMode } from './flush.ts';
+import { readAhead, type ReadAhead } from './read-ahead.ts';
+import { DEFAULT_FLUSH, FlushBehind, flushTree, type FlushMode } from './flush.ts';
 import { LinkTable } from './link-table.ts';
 import { GateRefusal, TarGate } from './tar-gate.ts';
 
@@ -47,6 +48,8 @@ export interface Extraction {
 }
 
 const RATIO_GRACE = 1 << 20;
+/** Inflated bytes gunzip may hold ahead of the tar side (4 of its 1 MiB chunks). */
+const READ_AHEAD_BYTES = 4 << 20;
 
 /** Creates the staging folder and starts an extraction into it. */
 export async function startExtraction(opts: ExtractOptions): Promise<Extraction> {
@@ -76,12 +79,16 @@ class TreeWriter {
   private readonly gunzip = createGunzip({ chunkSize: 1024 * 1024 });
   private readonly tarx = tar.extract();
   private failure: Error | undefined;
+  private ahead: ReadAhead | undefined;
+  /** Files closed and being fsynced in the background (flush `behind`). */
+  private readonly behind: FlushBehind | undefined;
   private readonly o: ExtractOptions;
   private readonly flush: FlushMode;
 
   constructor(o: ExtractOptions) {
     this.o = o;
     this.flush = o.flush ?? DEFAULT_FLUSH;
+    this.behind = this.flush === 'behind' ? new FlushBehind() : undefined;
     this.links = new LinkTable({ maxPathLength: o.limits.maxPathLength });
     this.gate = new TarGate(o.limits.maxMetaEntrySize);
   }
@@ -130,7 +137,8 @@ class TreeWriter {
         this.complete().then(resolve, reject);
       }));
       gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
-      gunzip.pipe(gateStream).pipe(tarx as unknown as NodeJS.WritableStream);
+      this.ahead = readAhead(gunzip, gateStream, { maxBytes: READ_AHEAD_BYTES });
+      gateStream.pipe(tarx as unknown as NodeJS.WritableStream);
       tarx.on('entry', (header: Header, stream: Body, next: (err?: Error | null) => void) => {
         // An abort (a restart from zero, a superseded job) destroys the extractor and with it this entry's
         // stream, maybe while entry() awaits a check and has no listener yet: without one, that 'error'
@@ -157,7 +165,7 @@ class TreeWriter {
   private fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    this.gunzip.unpipe();
+    this.ahead?.stop();
     this.gunzip.destroy();
     this.tarx.destroy(err);
   }
@@ -280,6 +288,7 @@ class TreeWriter {
     });
     const record: FileRecord = { path: d.path, type: 'file', size, mode: d.mode, sha256 };
     this.fileByPath.set(d.path, record);
+    this.behind?.add(abs);
     return record;
   }
 
@@ -308,6 +317,7 @@ class TreeWriter {
   private async complete(): Promise<void> {
     const dirs = [...this.dirs].map((d) => path.join(this.o.stagingDir, d));
     for (const d of dirs) await chmod(d, 0o755);
+    await this.behind?.done();
     const files = this.flush === 'batch' || this.flush === 'syncfs' ? [...this.fileByPath.keys()].map((f) => path.join(this.o.stagingDir, f)) : [];
     await flushTree(this.flush, this.o.stagingDir, files, dirs);
   }

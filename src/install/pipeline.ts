@@ -208,6 +208,7 @@ class InstallJob implements AttemptHost {
       stagingDir: this.req.stagingDir,
       limits: this.req.limits,
       archiveBytes: () => this.sink.bytes,
+      ...(this.req.flush ? { flush: this.req.flush } : {}),
     });
     this.sink?.close();
     this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
