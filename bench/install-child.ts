@@ -55,7 +55,7 @@ export function request(job: Job): InstallRequest {
   return {
     type: 'install', jobId: 'bench', component: 'cuda-libs', version: 'bench', urls: [job.url], sha256: job.sha256,
     partPath: job.scratch, stagingDir: job.dir,
-    download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000 },
+    download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000, ...(process.env.BENCH_SEGMENT_BELOW ? { segmentBelowBytesPerSec: Number(process.env.BENCH_SEGMENT_BELOW) } : {}) },
     limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
     progressIntervalMs: 100,
     ...(process.env.BENCH_FLUSH ? { flush: process.env.BENCH_FLUSH as FlushMode } : {}),

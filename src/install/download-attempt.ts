@@ -156,20 +156,32 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   const probeMs = d.segmentBytes !== undefined ? 0 : PROBE_MS; // a set segment size (tests, tiny archives) decides on its bytes alone
   let seen = 0;
   let t0 = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const toSegments = new Error('the link is slow: switching to segments');
-  res.body.on('data', (c: Buffer) => {
-    job.downloaded += c.length;
+  // Decided on the clock, not only on the next chunk: a capped server sends in bursts (nginx's
+  // limit_rate waits ~100-200 ms between them), and waiting for the next burst to decide cost
+  // 200 ms at one connection instead of 50.
+  const decide = () => {
     if (!probe) return;
-    if (seen === 0) t0 = performance.now();
-    seen += c.length;
-    if (seen === c.length) return; // a rate needs two chunks at least
-    if (seen < probeBytes && (probeMs === 0 || performance.now() - t0 < probeMs)) return;
     probe = false;
-    const rate = (seen - c.length) / Math.max(1e-3, (performance.now() - t0) / 1000);
+    if (timer) clearTimeout(timer);
+    const rate = seen / Math.max(1e-3, (performance.now() - t0) / 1000);
     job.linkSpeed = rate < (d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW) ? 'slow' : 'fast';
     job.linkRate = Math.round(rate);
     if (job.linkSpeed === 'slow') res.body.destroy(toSegments);
+  };
+  res.body.on('data', (c: Buffer) => {
+    job.downloaded += c.length;
+    if (!probe) return;
+    if (seen === 0) {
+      t0 = performance.now();
+      if (probeMs > 0) timer = setTimeout(decide, probeMs);
+    }
+    seen += c.length;
+    if (seen < probeBytes) return;
+    decide();
   });
+  res.body.once('close', () => { if (timer) clearTimeout(timer); });
   try {
     await pipe(res.body, feed);
   } catch (err) {

@@ -46,27 +46,51 @@ export class OrderedFeed {
     this.wake?.();
   }
 
-  /** Pushes bytes from `sink.bytes` on until `total`, or until stopped; rejects with the sink's failure. */
+  /**
+   * Pushes bytes from `sink.bytes` on until `total`, or until stopped; rejects with the sink's failure.
+   * The next chunk is read while the current one goes through gunzip (a page-cache read is a
+   * thread-pool round trip: one at a time, they took turns with inflate).
+   */
   async run(): Promise<void> {
+    let next: Promise<Buffer> | undefined;
+    let nextAt = -1;
     while (!this.stopped && this.sink.bytes < this.total) {
-      const avail = Math.min(this.total, contiguousEnd(this.covered, this.sink.bytes));
-      if (avail <= this.sink.bytes) {
-        if (this.ended) throw new Error(`the segments left a gap at byte ${avail} of ${this.total}`);
-        await new Promise<void>((resolve) => { this.wake = resolve; });
-        this.wake = undefined;
-        continue;
-      }
       const pos = this.sink.bytes;
-      const n = Math.min(CHUNK, avail - pos);
-      const buf = Buffer.allocUnsafe(n);
-      let got = 0;
-      while (got < n) {
-        const { bytesRead } = await this.fh.read(buf, got, n - got, pos + got);
-        if (bytesRead === 0) throw new Error(`the .part ended at ${pos + got}, before the ${avail} bytes written to it`);
-        got += bytesRead;
+      let buf: Buffer;
+      if (next && nextAt === pos) {
+        buf = await next;
+      } else {
+        const avail = Math.min(this.total, contiguousEnd(this.covered, pos));
+        if (avail <= pos) {
+          if (this.ended) throw new Error(`the segments left a gap at byte ${avail} of ${this.total}`);
+          await new Promise<void>((resolve) => { this.wake = resolve; });
+          this.wake = undefined;
+          continue;
+        }
+        buf = await this.read(pos, Math.min(CHUNK, avail - pos));
+      }
+      next = undefined;
+      const after = pos + buf.length;
+      const availAfter = Math.min(this.total, contiguousEnd(this.covered, after));
+      if (availAfter > after) {
+        nextAt = after;
+        next = this.read(after, Math.min(CHUNK, availAfter - after));
+        next.catch(() => undefined); // seen when awaited; a stop leaves it unread
       }
       await this.sink.push([buf]);
-      this.sink.onDisk(pos + n);
+      this.sink.onDisk(after);
     }
+    await next?.catch(() => undefined); // no read in flight once run() settles
+  }
+
+  private async read(pos: number, n: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await this.fh.read(buf, got, n - got, pos + got);
+      if (bytesRead === 0) throw new Error(`the .part ended at ${pos + got}, before the ${pos + n} bytes written to it`);
+      got += bytesRead;
+    }
+    return buf;
   }
 }
