@@ -15,12 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { fixture, type Fixture } from './fixture.ts';
 import { interleave, runOnce, wall, WORK, rssMiB, type RunResult, type Variant } from './install.ts';
 import { serveDir, type Served } from './serve.ts';
+import { startThrottle } from './conn-throttle.ts';
 import { median, pairedRatio, ratioText, summary } from './stats.ts';
 
 export const CAPPED_RATE = '10m';
+/** The strict row's cap per TCP connection, bytes/s (nginx's 10m is 10 MiB/s). */
+export const STRICT_RATE = 10 * 1024 * 1024;
 
 export interface ThroughputResult {
   capped?: { fx: Fixture; runs: Map<Variant, RunResult[]> };
+  /** The same, behind a strict per-connection token bucket (conn-throttle.ts). */
+  strict?: { fx: Fixture; runs: Map<Variant, RunResult[]> };
   loopback: { fx: Fixture | undefined; runs: Map<Variant, RunResult[]> };
 }
 
@@ -30,6 +35,15 @@ export async function throughputBench(srv: Served, capped: Fixture | undefined, 
     const url = srv.slowUrl(capped.file, CAPPED_RATE);
     process.stderr.write(`capped link: nginx limit_rate ${CAPPED_RATE} per connection, ${(capped.bytes / 1e6).toFixed(1)} MB\n`);
     out.capped = { fx: capped, runs: await interleave(['lander', 'aria2', 'three-pass'], reps, (v, rep) => runOnce(v, capped, url, `cap-${v}-${rep}`)) };
+    const plain = new URL(srv.url(capped.file));
+    const throttle = await startThrottle(Number(plain.port), STRICT_RATE);
+    try {
+      plain.port = String(throttle.port);
+      process.stderr.write(`capped link, strict: ${STRICT_RATE / 1e6} MB/s per TCP connection (token bucket), ${(capped.bytes / 1e6).toFixed(1)} MB\n`);
+      out.strict = { fx: capped, runs: await interleave(['lander', 'aria2'], reps, (v, rep) => runOnce(v, capped, plain.href, `strict-${v}-${rep}`)) };
+    } finally {
+      await throttle.close();
+    }
   }
   if (!loop) return out;
   process.stderr.write(`loopback: ${(loop.bytes / 1e6).toFixed(0)} MB single-member archive\n`);
@@ -52,6 +66,12 @@ export function throughputRows(r: ThroughputResult): string[][] {
     rows.push([`capped link, ${mb} MB: install wall time, s`, s2(L), `three-pass ${s2(wall(m.get('three-pass')!))}`, ratioText(t), '≤ 0.25×', yes(t.median <= 0.25)]);
     const lr = m.get('lander')!;
     const p99 = median(lr.map((x) => x.eld!.p99));
+    if (r.strict) {
+      const sm = r.strict.runs;
+      const SL = wall(sm.get('lander')!);
+      const sa = pairedRatio(SL, wall(sm.get('aria2')!));
+      rows.push([`capped link, strict (10 MiB/s per TCP connection, however many requests), ${mb} MB: install wall time, s`, s2(SL), `aria2c -x8 -s8 download only ${s2(wall(sm.get('aria2')!))}`, ratioText(sa), '≤ 1.50×', yes(sa.median <= 1.5)]);
+    }
     rows.push([`capped link, 8 connections: main-thread event-loop delay p99, ms; peak RSS, MiB`, `${p99.toFixed(1)}; ${summary(rssMiB(lr))}`, '', '—', 'p99 < 5; RSS < 150', yes(p99 < 5 && Math.max(...rssMiB(lr)) < 150)]);
   }
   const m = r.loopback.runs;
