@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { DownloadError } from '../base/errors.ts';
-import { openTunnel, proxyAuthHeader, proxyFor } from './proxy.ts';
+import { connectToProxy, openTunnel, proxyAuthHeader, proxyFor } from './proxy.ts';
 
 export interface HttpGetOptions {
   /** Time to establish the TCP/TLS connection. @default 15000 */
@@ -102,7 +102,8 @@ async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse
   }
   if (url.protocol === 'http:') {
     // An absolute-URI request to the proxy (RFC 9112 3.2.2).
-    return requestVia(url, opts, () => http.get({ host: proxy.hostname, port: proxy.port || 80, path: url.href, headers: { ...baseHeaders(opts), host: url.host, ...proxyAuthHeader(proxy) }, agent: false }));
+    // Over TCP or TLS to the proxy (connectToProxy); one request per connection, so it closes with the body.
+    return requestVia(url, opts, () => http.get({ path: url.href, headers: { ...baseHeaders(opts), host: url.host, connection: 'close', ...proxyAuthHeader(proxy) }, createConnection: () => connectToProxy(proxy) }));
   }
   const tunnel = await openTunnel(proxy, url, opts.connectTimeoutMs ?? 15_000, opts.signal);
   // One request per tunnel: the socket is ours to close, or a kept-alive tunnel holds the process open.

@@ -4,9 +4,12 @@
  * an absolute-URI request; https goes through a CONNECT tunnel, with TLS to
  * the origin inside it (the proxy never sees the bytes in clear).
  *
+ * The proxy itself may be `http://` or `https://` (TLS to the proxy, trusted
+ * like any server; for an https origin that makes TLS inside TLS).
+ *
  * NO_PROXY: comma- or space-separated; `*` matches every host; `example.com`
  * and `.example.com` match it and its subdomains; `host:port` matches that
- * port only; IPv4 CIDR (`10.0.0.0/8`) matches addresses. When NO_PROXY is
+ * port only; IPv4 and IPv6 CIDR (`10.0.0.0/8`, `fd00::/8`) match addresses. When NO_PROXY is
  * not set at all, loopback (`localhost`, `127.0.0.1`, `::1`) is never proxied;
  * set it, even empty, to decide yourself.
  */
@@ -33,10 +36,19 @@ export function proxyFor(url: URL, env: Env = process.env): URL | undefined {
   } catch (cause) {
     throw new DownloadError('ERR_PROXY', `Cannot download ${url.href}: the proxy setting ${JSON.stringify(raw)} is not a URL`, { cause, data: { url: url.href } });
   }
-  if (proxy.protocol !== 'http:') {
-    throw new DownloadError('ERR_PROXY', `Cannot download ${url.href}: only http:// proxies are supported, got ${proxy.protocol}//${proxy.host}`, { data: { url: url.href, proxy: proxy.host } });
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
+    throw new DownloadError('ERR_PROXY', `Cannot download ${url.href}: only http:// and https:// proxies are supported, got ${proxy.protocol}//${proxy.host}`, { data: { url: url.href, proxy: proxy.host } });
   }
   return proxy;
+}
+
+/** A connection to the proxy itself: TCP for an http:// proxy, TLS for an https:// one. */
+export function connectToProxy(proxy: URL): net.Socket {
+  if (proxy.protocol === 'https:') {
+    const host = proxy.hostname.replace(/^\[|\]$/g, '');
+    return tls.connect({ host, port: Number(proxy.port || 443), ...(net.isIP(host) ? {} : { servername: host }), ALPNProtocols: ['http/1.1'] });
+  }
+  return net.connect({ host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || 80) });
 }
 
 /** True when `host` (and `port`) is exempt from proxying under the NO_PROXY value `list`. */
@@ -53,8 +65,8 @@ export function noProxyMatches(host: string, port: string, list: string): boolea
       entryPort = m[2];
     }
     if (entryPort !== undefined && entryPort !== port) continue;
-    if (e.includes('/') && net.isIPv4(h)) {
-      if (inCidr4(h, e)) return true;
+    if (e.includes('/')) {
+      if (net.isIPv4(h) ? inCidr4(h, e) : net.isIPv6(h) && inCidr6(h, e)) return true;
       continue;
     }
     e = e.replace(/^\*/, '').replace(/^\./, '');
@@ -72,6 +84,36 @@ function inCidr4(ip: string, cidr: string): boolean {
   return ((n(ip) & mask) >>> 0) === ((n(base!) & mask) >>> 0);
 }
 
+/** The 128 bits of an IPv6 address as eight 16-bit groups (`::` and a trailing IPv4 expanded), or undefined. */
+function ipv6Groups(ip: string): number[] | undefined {
+  if (!net.isIPv6(ip)) return undefined;
+  let text = ip.replace(/%.*$/, '');
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const o = v4[1]!.split('.').map(Number);
+    text = text.slice(0, -v4[1]!.length) + `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const part = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const a = part(head);
+  const b = tail === undefined ? [] : part(tail);
+  const groups = tail === undefined ? a : [...a, ...Array<number>(8 - a.length - b.length).fill(0), ...b];
+  return groups.length === 8 ? groups : undefined;
+}
+
+function inCidr6(ip: string, cidr: string): boolean {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  const a = ipv6Groups(ip);
+  const b = ipv6Groups(base ?? '');
+  if (!a || !b || !Number.isInteger(bits) || bits < 0 || bits > 128) return false;
+  for (let i = 0, left = bits; left > 0; i++, left -= 16) {
+    const mask = left >= 16 ? 0xffff : (0xffff << (16 - left)) & 0xffff;
+    if ((a[i]! & mask) !== (b[i]! & mask)) return false;
+  }
+  return true;
+}
+
 /** `Proxy-Authorization` for credentials in the proxy URL. */
 export function proxyAuthHeader(proxy: URL): Record<string, string> {
   if (!proxy.username) return {};
@@ -87,7 +129,8 @@ export function openTunnel(proxy: URL, url: URL, timeoutMs: number, signal?: Abo
   const target = `${url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname}:${url.port || 443}`;
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     let done = false;
-    const req = http.request({ host: proxy.hostname, port: proxy.port || 80, method: 'CONNECT', path: target, headers: { host: target, ...proxyAuthHeader(proxy) }, agent: false });
+    // No `agent`: with one (even `false`), Node ignores `createConnection`.
+    const req = http.request({ method: 'CONNECT', path: target, headers: { host: target, ...proxyAuthHeader(proxy) }, createConnection: () => connectToProxy(proxy) });
     const finish = (err: Error | undefined, sock?: tls.TLSSocket) => {
       if (done) return;
       done = true;

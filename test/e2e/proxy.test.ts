@@ -29,6 +29,7 @@ let work: string;
 let srv: TestServer;
 let squid: ChildProcess | undefined;
 let proxyPort = 0;
+let tlsProxyPort = 0;
 let tlsServer: https.Server | undefined;
 let tlsOrigin = '';
 let archive: Buffer;
@@ -50,10 +51,10 @@ async function waitForPort(port: number, ms: number): Promise<void> {
 }
 
 /** Access-log lines (squid writes one per finished transaction), polled until `want` matches or a timeout. */
-async function accessLog(want?: RegExp): Promise<string> {
+async function accessLog(want?: RegExp, file = 'access.log'): Promise<string> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const text = await readFile(path.join(work, 'squid/access.log'), 'utf8').catch(() => '');
+    const text = await readFile(path.join(work, 'squid', file), 'utf8').catch(() => '');
     if (!want || want.test(text) || Date.now() > deadline) return text;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -94,13 +95,19 @@ beforeAll(async () => {
   tlsOrigin = `https://127.0.0.1:${(tlsServer.address() as net.AddressInfo).port}`;
 
   proxyPort = await freePort();
+  tlsProxyPort = await freePort();
   const dir = path.join(work, 'squid');
   await mkdir(dir);
   // squid drops to its own user when started as root: it must reach and write its folder.
   await chmod(work, 0o755);
   await chmod(dir, 0o777);
+  for (const f of ['cert.pem', 'key.pem']) await chmod(w(f), 0o644); // squid may read them as its own user
   await writeFile(path.join(dir, 'squid.conf'), [
     `http_port 127.0.0.1:${proxyPort}`,
+    // The same squid behind TLS, for https:// proxy URLs; its own log shows what came in on it.
+    `https_port 127.0.0.1:${tlsProxyPort} name=tlsport tls-cert=${w('cert.pem')} tls-key=${w('key.pem')}`,
+    'acl viaTls myportname tlsport',
+    `access_log stdio:${dir}/tls-access.log squid viaTls`,
     'acl loopback src 127.0.0.1/32',
     'http_access allow loopback',
     'http_access deny all',
@@ -115,6 +122,7 @@ beforeAll(async () => {
   ].join('\n'));
   squid = spawn(SQUID, ['-N', '-f', path.join(dir, 'squid.conf')], { stdio: 'ignore' });
   await waitForPort(proxyPort, 20_000);
+  await waitForPort(tlsProxyPort, 20_000);
 }, 60_000);
 
 afterAll(async () => {
@@ -173,6 +181,30 @@ describe.skipIf(!SQUID && !process.env.CI)('proxies (squid on loopback)', () => 
     const deadline = Date.now() + 5000;
     while (tunnelled.bytes - bytesBefore < archive.length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
     expect(tunnelled.bytes - bytesBefore).toBeGreaterThanOrEqual(archive.length);
+  });
+
+  it('an https:// proxy: TLS to squid, then a CONNECT tunnel with TLS to the origin inside it', async () => {
+    const bytesBefore = tunnelled.bytes;
+    const ca = path.join(work, 'ca.pem');
+    const r = await install('tls-proxy', tlsOrigin, 'tls', { ...direct, HTTPS_PROXY: `https://127.0.0.1:${tlsProxyPort}`, NODE_EXTRA_CA_CERTS: ca, DENO_CERT: ca });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(path.join(r.root, 'current/bin/server'), 'utf8')).toBe('#!/bin/sh\n');
+    const hostPort = tlsOrigin.slice('https://'.length);
+    const log = await accessLog(new RegExp(`CONNECT ${hostPort.replace(/\./g, '\\.')}`), 'tls-access.log');
+    expect(log).toContain(`CONNECT ${hostPort} `);
+    expect(tunnelled.refused).toBe(0);
+    const deadline = Date.now() + 5000;
+    while (tunnelled.bytes - bytesBefore < archive.length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(tunnelled.bytes - bytesBefore).toBeGreaterThanOrEqual(archive.length);
+  });
+
+  it('an https:// proxy for an http origin: absolute-URI requests over TLS to squid', async () => {
+    const ca = path.join(work, 'ca.pem');
+    const r = await install('tls-proxy-http', srv.origin, 'rel', { ...direct, HTTP_PROXY: `https://127.0.0.1:${tlsProxyPort}`, NODE_EXTRA_CA_CERTS: ca, DENO_CERT: ca });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(path.join(r.root, 'current/bin/server'), 'utf8')).toBe('#!/bin/sh\n');
+    const log = await accessLog(new RegExp(`GET ${srv.origin.replace(/\./g, '\\.')}/rel/core-1\\.tar\\.gz `), 'tls-access.log');
+    expect(log).toMatch(new RegExp(`TCP_MISS/200 \\d+ GET ${srv.origin.replace(/\./g, '\\.')}/rel/core-1\\.tar\\.gz\\.sha256 `));
   });
 
   it('NO_PROXY naming the host: direct, squid sees nothing', async () => {

@@ -18,7 +18,11 @@ describe('proxyFor', () => {
     expect(proxyFor(new URL('http://127.0.0.1:9/a'), { ...env, NO_PROXY: '' })?.host).toBe('proxy:8080');
   });
   it('refuses a proxy URL it cannot speak to', () => {
-    expect(() => proxyFor(new URL('https://x.org/'), { HTTPS_PROXY: 'socks5://p:1080', NO_PROXY: '' })).toThrow(/only http:\/\/ proxies/);
+    expect(() => proxyFor(new URL('https://x.org/'), { HTTPS_PROXY: 'socks5://p:1080', NO_PROXY: '' })).toThrow(/only http:\/\/ and https:\/\/ proxies are supported, got socks5:\/\/p:1080/);
+  });
+  it('takes an https:// proxy (TLS to the proxy) for both schemes', () => {
+    expect(proxyFor(new URL('https://x.org/'), { HTTPS_PROXY: 'https://p.example:8443', NO_PROXY: '' })?.href).toBe('https://p.example:8443/');
+    expect(proxyFor(new URL('http://x.org/'), { HTTP_PROXY: 'https://p.example', NO_PROXY: '' })?.protocol).toBe('https:');
   });
 });
 
@@ -36,6 +40,17 @@ describe('noProxyMatches', () => {
     ['10.1.2.3', '80', '10.0.0.0/8', true],
     ['11.1.2.3', '80', '10.0.0.0/8', false],
     ['::1', '80', '::1', true],
+    ['fd12:3456::1', '443', 'fd00::/8', true],
+    ['fe80::1', '443', 'fd00::/8', false],
+    ['2001:db8:abcd:12::7', '443', '2001:db8:abcd::/48', true],
+    ['2001:db8:abce::7', '443', '2001:db8:abcd::/48', false],
+    ['[2001:db8::1]', '443', '2001:db8::/32', true],
+    ['::1', '80', '::1/128', true],
+    ['::2', '80', '::1/128', false],
+    ['::ffff:10.1.2.3', '80', '::ffff:10.0.0.0/104', true],
+    ['2001:db8::1', '80', '::/0', true],
+    ['10.1.2.3', '80', 'fd00::/8', false],
+    ['fd00::1', '80', '10.0.0.0/8', false],
     ['[::1]', '80', '[::1]:80', true],
     ['127.0.0.1', '80', 'localhost, 127.0.0.1', true],
     ['127.0.0.1', '80', '', false],
