@@ -1,9 +1,11 @@
 /**
  * Durability cost (issue 13, item 8): extraction of the bench archives with
  * each flush mode of src/install/flush.ts (none, fsync at each close, fsync
- * of everything at the end, syncfs), interleaved in shuffled order, each run
+ * of everything at the end, syncfs, write-behind), interleaved in shuffled order, each run
  * after a `sync` so no run pays for another's dirty pages. Reads the archive
  * from the page cache (it is read once before), writes to bench/out/work.
+ * There is no `.part` here: in an install, syncfs also writes the `.part`
+ * back (kept for resume), which this bench does not charge it for.
  *
  * @example node dist/bench/durability.js 1024 3 10   # cuda-libs 1 GB and a 10 MB core (9,000 small files), 3 rounds
  */
