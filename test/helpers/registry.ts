@@ -29,7 +29,22 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}): Promise<Registry> {
+export interface RegistryOptions {
+  /** A pull-through cache of this registry URL. */
+  proxyOf?: string;
+  /** `auth:` of the config: `htpasswd` (Basic; bcrypt entries, see `htpasswdLine`) or `token` (bearer JWTs from a token service). */
+  auth?: { htpasswd: string } | { token: { realm: string; service: string; issuer: string; rootcertbundle: string } };
+}
+
+/** One htpasswd line with a bcrypt hash (libxcrypt's `$2b$` through perl's crypt(): no apache2-utils needed). */
+export function htpasswdLine(user: string, password: string): string {
+  const salt = Array.from({ length: 22 }, (_, i) => './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'[(i * 7 + user.length) % 64]).join('');
+  const r = spawnSync('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1])', password, `$2b$05$${salt}`], { encoding: 'utf8' });
+  if (r.status !== 0 || !r.stdout.startsWith('$2b$')) throw new Error(`perl crypt() gave no bcrypt hash: ${r.stdout}${r.stderr}`);
+  return `${user}:${r.stdout}\n`;
+}
+
+export async function startRegistry(dir: string, opts: RegistryOptions = {}): Promise<Registry> {
   await mkdir(path.join(dir, 'storage'), { recursive: true });
   const port = await freePort();
   const config = [
@@ -47,6 +62,8 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
     `  addr: 127.0.0.1:${port}`,
     `  secret: lander-test-secret-${port}`,
     ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
+    ...(opts.auth && 'htpasswd' in opts.auth ? ['auth:', '  htpasswd:', '    realm: lander-test', `    path: ${opts.auth.htpasswd}`] : []),
+    ...(opts.auth && 'token' in opts.auth ? ['auth:', '  token:', ...Object.entries(opts.auth.token).map(([k, v]) => `    ${k}: ${v}`)] : []),
     '',
   ].join('\n');
   const file = path.join(dir, 'config.yml');
@@ -60,7 +77,7 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (exited) throw new Error(`docker-registry exited at start-up:\n${log}`);
-    if (await ping(`${url}/v2/`)) break;
+    if (await ping(`${url}/v2/`, opts.auth !== undefined)) break;
     if (i >= 200) {
       child.kill('SIGKILL');
       throw new Error(`docker-registry did not answer on ${url} after 200 tries:\n${log}`);
@@ -82,11 +99,11 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
   };
 }
 
-function ping(url: string): Promise<boolean> {
+function ping(url: string, authed: boolean): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
       res.resume();
-      resolve(res.statusCode === 200);
+      resolve(res.statusCode === 200 || (authed && res.statusCode === 401));
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => { req.destroy(); resolve(false); });

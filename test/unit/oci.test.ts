@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseChallenges } from '../../src/fetch/oci/challenge.ts';
 import { formatOciReference, parseOciReference, registryUrl } from '../../src/fetch/oci/reference.ts';
-import { dockerConfigEntry } from '../../src/fetch/oci/credentials.ts';
+import { dockerConfigEntry, dockerConfigSource, helperCredential, helperServerName } from '../../src/fetch/oci/credentials.ts';
 import { archiveLayer, componentLayers, componentManifest, EMPTY_CONFIG, EMPTY_CONFIG_BYTES, INDEX_MEDIA_TYPE, LANDER_ARTIFACT_TYPE, sha256Digest } from '../../src/fetch/oci/artifact.ts';
 import { componentReference } from '../../src/pack/push.ts';
 import { validateConfig } from '../../src/config/schema.ts';
@@ -65,6 +65,23 @@ describe('docker config.json', () => {
     expect(dockerConfigEntry(doc, 'helper.example')).toEqual({});
     expect(dockerConfigEntry(doc, 'other.example')).toBeUndefined();
     expect(dockerConfigEntry(null, 'x')).toBeUndefined();
+  });
+
+  it('picks as docker does: credHelpers.<host>, then credsStore, then an identity token, then user:password', () => {
+    const auths = { 'a.example': { auth: 'dTpw', identitytoken: 'idt' }, 'b.example': { auth: 'dTpw' } };
+    expect(dockerConfigSource({ auths, credHelpers: { 'https://a.example': 'pass' }, credsStore: 'secretservice' }, 'a.example')).toEqual({ helper: 'pass' });
+    expect(dockerConfigSource({ auths, credHelpers: { 'a.example': 'pass' }, credsStore: 'secretservice' }, 'b.example')).toEqual({ helper: 'secretservice' });
+    expect(dockerConfigSource({ auths }, 'a.example')).toEqual({ identityToken: 'idt' });
+    expect(dockerConfigSource({ auths }, 'b.example')).toEqual({ auth: 'dTpw' });
+    expect(dockerConfigSource({ auths: { 'c.example': {} } }, 'c.example')).toBeUndefined();
+    expect(dockerConfigSource({ credHelpers: { 'index.docker.io': 'desktop' } }, 'registry-1.docker.io')).toEqual({ helper: 'desktop' });
+    expect(helperServerName('registry-1.docker.io')).toBe('https://index.docker.io/v1/');
+    expect(helperServerName('127.0.0.1:5000')).toBe('127.0.0.1:5000');
+  });
+
+  it('reads a helper\'s answer: Username <token> is an identity token, else user:password as Basic', () => {
+    expect(helperCredential({ username: '<token>', secret: 'rt' }, 'h')).toEqual({ kind: 'identity', token: 'rt', source: 'h' });
+    expect(helperCredential({ username: 'u', secret: 'p' }, 'h')).toEqual({ kind: 'basic', auth: Buffer.from('u:p').toString('base64'), source: 'h' });
   });
 });
 
