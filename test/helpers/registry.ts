@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { freePort } from './free-port.ts';
 
@@ -24,8 +25,8 @@ export interface Registry {
   /** `127.0.0.1:PORT`. */
   host: string;
   url: string;
-  /** Access-log lines so far (method, path, status). */
-  requests(): { method: string; path: string; status: number; bytes: number }[];
+  /** Access-log lines so far (the peer address when the line has it, method, path, status, body bytes sent). */
+  requests(): { peer?: string; method: string; path: string; status: number; bytes: number }[];
   stop(): Promise<void>;
 }
 
@@ -34,6 +35,8 @@ export interface RegistryOptions {
   proxyOf?: string;
   /** `auth:` of the config: `htpasswd` (Basic; bcrypt entries, see `htpasswdLine`) or `token` (bearer JWTs from a token service). */
   auth?: { htpasswd: string } | { token: { realm: string; service: string; issuer: string; rootcertbundle: string } };
+  /** Serve https with this certificate and key (PEM files); `url` is then https://. */
+  tls?: { certificate: string; key: string };
 }
 
 /** One htpasswd line with a bcrypt hash (libxcrypt's `$2b$` through perl's crypt(): no apache2-utils needed). */
@@ -61,6 +64,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: lander-test-secret-${port}`,
+    ...(opts.tls ? ['  tls:', `    certificate: ${opts.tls.certificate}`, `    key: ${opts.tls.key}`] : []),
     ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
     ...(opts.auth && 'htpasswd' in opts.auth ? ['auth:', '  htpasswd:', '    realm: lander-test', `    path: ${opts.auth.htpasswd}`] : []),
     ...(opts.auth && 'token' in opts.auth ? ['auth:', '  token:', ...Object.entries(opts.auth.token).map(([k, v]) => `    ${k}: ${v}`)] : []),
@@ -74,7 +78,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
   child.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
   let exited = false;
   child.once('exit', () => { exited = true; });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (exited) throw new Error(`docker-registry exited at start-up:\n${log}`);
     if (await ping(`${url}/v2/`, opts.auth !== undefined)) break;
@@ -87,7 +91,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
   return {
     host: `127.0.0.1:${port}`,
     url,
-    requests: () => [...log.matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-)/g)].map((m) => ({ method: m[1]!, path: m[2]!, status: Number(m[3]), bytes: Number(m[4]) || 0 })),
+    requests: () => [...log.matchAll(/(?:^(\S+) - \S+ \[[^\]]*\] )?"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-)/gm)].map((m) => ({ ...(m[1] ? { peer: m[1] } : {}), method: m[2]!, path: m[3]!, status: Number(m[4]), bytes: Number(m[5]) || 0 })),
     stop: async () => {
       if (exited) return;
       const gone = new Promise((r) => child.once('exit', r));
@@ -101,7 +105,8 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
 
 function ping(url: string, authed: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+    // The ping only asks whether it is up: a test's own certificate need not be trusted by the test process.
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
       res.resume();
       resolve(res.statusCode === 200 || (authed && res.statusCode === 401));
     });
