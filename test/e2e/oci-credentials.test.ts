@@ -7,7 +7,9 @@
  * - `auth: token` (a Bearer challenge; the registry checks the JWTs a token
  *   service of the test's own signs with a key made by openssl):
  *   `auths.<host>.identitytoken` and a helper answering Username `<token>`,
- *   both traded by an OAuth2 refresh_token POST.
+ *   both traded by an OAuth2 refresh_token POST;
+ * - a chunked pack through both: the index blob and the archive's ranges
+ *   carry the credentials.
  * No secret appears in what lander prints.
  */
 import { spawnSync } from 'node:child_process';
@@ -22,6 +24,7 @@ import { writeTarGz } from '../helpers/archive.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { runLander, type CliResult } from '../helpers/lander-cli.ts';
 import { htpasswdLine, registryMissing, startRegistry, type Registry } from '../helpers/registry.ts';
+import { makeSourceTree } from '../helpers/source-tree.ts';
 
 const missing = registryMissing() ?? (spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl (Debian package openssl) is not installed');
 if (process.env.CI === 'true' && missing) throw new Error(`CI needs ${missing}`);
@@ -53,9 +56,9 @@ async function dockerConfig(name: string, doc: unknown): Promise<string> {
   return dir;
 }
 
-async function installFrom(name: string, reg: Registry, env: Record<string, string>): Promise<CliResult> {
+async function installFrom(name: string, reg: Registry, env: Record<string, string>, component = { name: 'server', version: '1.0.0' }): Promise<CliResult> {
   const cfg = path.join(work, `${name}.json`);
-  await writeFile(cfg, JSON.stringify({ root: path.join(work, name), components: { server: { version: '1.0.0', url: `oci+http://${reg.host}/lander/server:{version}` } }, download: { retries: 0 } }));
+  await writeFile(cfg, JSON.stringify({ root: path.join(work, name), components: { [component.name]: { version: component.version, url: `oci+http://${reg.host}/lander/${component.name}:{version}` } }, download: { retries: 0 } }));
   return runLander(['install', '--config', cfg], { PATH: `${bin}:${process.env.PATH}`, ...env });
 }
 const installed = (name: string) => readFile(path.join(work, name, 'current', 'server', 'VERSION'), 'utf8');
@@ -129,10 +132,16 @@ esac
 
   // Both registries hold the release, pushed with user:password from config.json.
   const pushCfg = await dockerConfig('push', { auths: { [basic.host]: { auth: Buffer.from(`${USER}:${PASS}`).toString('base64') }, [`http://${bearer.host}`]: { auth: Buffer.from(`${USER}:${PASS}`).toString('base64') } } });
+  // And a chunked pack (archive + index layer) as lander/core:2.0.
+  await makeSourceTree(path.join(work, 'src'), { files: 12, libBytes: 96 * 1024 });
+  await writeFile(path.join(work, 'rules.json'), JSON.stringify({ default: 'core', components: { core: { asset: 'core-{version}.tar.gz' } }, rules: [{ prefix: '_internal/', component: 'core' }] }));
+  ok(await runLander(['pack', path.join(work, 'src'), '--out', path.join(work, 'chunked'), '--rules', path.join(work, 'rules.json'), '--component-version', 'core=2.0']));
   for (const reg of [basic, bearer]) {
-    const pushed = await runLander(['push', rel, `oci+http://${reg.host}/lander`, '--docker-config', path.join(pushCfg, 'config.json')]);
-    ok(pushed);
-    noSecrets(pushed);
+    for (const dir of [rel, path.join(work, 'chunked')]) {
+      const pushed = await runLander(['push', dir, `oci+http://${reg.host}/lander`, '--docker-config', path.join(pushCfg, 'config.json')]);
+      ok(pushed);
+      noSecrets(pushed);
+    }
   }
 }, 60_000);
 
@@ -199,5 +208,25 @@ describe.skipIf(missing !== undefined)('registry credentials like docker\'s', ()
     expect(wrong.code).not.toBe(0);
     expect(wrong.logs.find((l) => l.event === 'install.failed')?.err).toMatchObject({ code: 'ERR_REGISTRY_AUTH', message: expect.stringMatching(/token service .* answered HTTP 401/) });
     expect(`${wrong.stdout}${wrong.stderr}`).not.toContain('not-the-token');
+  }, 60_000);
+
+  it('a chunked pack: the index blob and the archive ranges carry the credentials (Basic, and a token from an identity token)', async () => {
+    const core = { name: 'core', version: '2.0' };
+    const cases: [string, Registry, unknown][] = [
+      ['chunked-basic', basic, { auths: { [basic.host]: { auth: Buffer.from(`${USER}:${PASS}`).toString('base64') } } }],
+      ['chunked-identity', bearer, { auths: { [bearer.host]: { identitytoken: ID_TOKEN } } }],
+    ];
+    for (const [name, reg, doc] of cases) {
+      const since = reg.requests().length;
+      const r = await installFrom(name, reg, { DOCKER_CONFIG: await dockerConfig(name, doc) }, core);
+      ok(r);
+      noSecrets(r);
+      expect(r.logs.some((l) => l.event === 'install.chunked-plan'), name).toBe(true);
+      // The archive blob came in ranges the registry accepted (206), after no refusal of a range.
+      const blobs = reg.requests().slice(since).filter((q) => q.method === 'GET' && q.path.includes('/blobs/sha256:'));
+      expect(blobs.some((q) => q.status === 206), name).toBe(true);
+      expect(blobs.filter((q) => q.status === 401), name).toEqual([]);
+      expect(await readFile(path.join(work, name, 'current', 'voicebox-server-cuda'))).toEqual(await readFile(path.join(work, 'src', 'voicebox-server-cuda')));
+    }
   }, 60_000);
 });
