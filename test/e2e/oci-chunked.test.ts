@@ -6,7 +6,8 @@
  * the registry's own access log), and the tree is what GNU tar extracts.
  * A registry behind a hop that ignores Range: the one pass, as without an
  * index. A cache that is down before the origin: the index and the ranges
- * come from the origin.
+ * come from the origin. A docker-registry pull-through cache: cold, it
+ * answers a range with the whole blob (the one pass); warm, with ranges.
  */
 import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -176,5 +177,27 @@ describe.skipIf(missing !== undefined)('chunked archives through an OCI registry
     const a3 = path.join(out['3.0']!, asset('3.0'));
     expect(r.logs.find((l) => l.event === 'install.verified')!.downloadedBytes).toBe((await stat(a3)).size);
     expect(await readTree(path.join(await rootOf(cfg), 'current'))).toEqual(await gnuTree(a3));
+  }, 60_000);
+
+  it('through a docker-registry pull-through cache: cold, the one pass (the cache streams the whole blob); warm, ranges from the cache', async () => {
+    const cache = await startRegistry(path.join(work, 'cache'), { proxyOf: origin.url });
+    cleanups.push(() => cache.stop());
+    const mirrors = [`oci+http://${cache.host}`, `oci+http://${origin.host}`];
+    const a2 = path.join(out['2.0']!, asset('2.0'));
+    const cold = await runLander(['install', '--config', await config('cache-cold', mirrors, '2.0')]);
+    ok(cold);
+    expect(cold.logs.some((l) => l.event === 'install.index-unavailable')).toBe(true);
+    expect(await readTree(path.join(work, 'cache-cold', 'current'))).toEqual(await gnuTree(a2));
+    // distribution 2.8 stores a proxied blob in the background: wait until it holds the archive.
+    const archive = await sha(a2);
+    const stored = path.join(work, 'cache', 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256', archive.slice(0, 2), archive, 'data');
+    for (let i = 0; i < 400 && !(await stat(stored).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    const since = cache.requests().length;
+    const warm = await runLander(['install', '--config', await config('cache-warm', mirrors, '2.0')]);
+    ok(warm);
+    expect(warm.logs.some((l) => l.event === 'install.index-unavailable')).toBe(false);
+    expect(warm.logs.some((l) => l.event === 'install.chunked-plan')).toBe(true);
+    expect(cache.requests().slice(since).some((q) => q.path.endsWith(archive) && q.status === 206)).toBe(true);
+    expect(await readTree(path.join(work, 'cache-warm', 'current'))).toEqual(await gnuTree(a2));
   }, 60_000);
 });
