@@ -204,6 +204,15 @@ describe.skipIf(missing !== undefined)('registry credentials like docker\'s', ()
     expect(tokenAsks.length).toBeGreaterThan(0);
     expect(tokenAsks.every((a) => a.method === 'POST' && a.grant === 'refresh_token')).toBe(true);
 
+    // lander push trades it the same way, for the scope each challenge names (pull,push for an upload).
+    tokenAsks.length = 0;
+    const pushed = await runLander(['push', path.join(work, 'rel'), `oci+http://${bearer.host}/lander2`, '--json', '--docker-config', path.join(await dockerConfig('identity-push', { auths: { [bearer.host]: { identitytoken: ID_TOKEN } } }), 'config.json')]);
+    ok(pushed);
+    noSecrets(pushed);
+    expect(tokenAsks.every((a) => a.method === 'POST' && a.grant === 'refresh_token')).toBe(true);
+    expect(tokenAsks.map((a) => a.scope)).toContain('repository:lander2/server:pull,push');
+    expect(bearer.requests().filter((q) => q.method === 'PUT' && q.path === '/v2/lander2/server/manifests/1.0.0').map((q) => q.status)).toEqual([201]);
+
     const wrong = await installFrom('identity-wrong', bearer, { DOCKER_CONFIG: await dockerConfig('identity-wrong', { auths: { [bearer.host]: { identitytoken: 'not-the-token' } } }) });
     expect(wrong.code).not.toBe(0);
     expect(wrong.logs.find((l) => l.event === 'install.failed')?.err).toMatchObject({ code: 'ERR_REGISTRY_AUTH', message: expect.stringMatching(/token service .* answered HTTP 401/) });
