@@ -6,11 +6,12 @@
 import path from 'node:path';
 import type { ComponentSpec, Config } from '../config/schema.ts';
 import { resolveDigest } from '../fetch/digest.ts';
-import { ociInstallSource, ociRequestFields, withTokenRenewal } from '../fetch/oci/install-source.ts';
+import { ociChunkedSpec, ociInstallSource, ociRequestFields, withTokenRenewal } from '../fetch/oci/install-source.ts';
 import type { Logger } from '../report/log.ts';
 import type { StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { installChunkedComponent, removeChunkPart } from './chunked/component-install.ts';
+import { registryRangeSource } from './chunked/registry-range-source.ts';
 import { removePart } from './part-file.ts';
 import { runInstallWorker } from './worker-client.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -99,14 +100,24 @@ export async function installComponent(spec: ComponentSpec, ctx: InstallContext,
     );
   };
   // Index known → chunked install (delta + parallel inflate); else, or when the index cannot be had, the one pass.
-  // (An oci:// component's index would ride as a second layer: not read yet, so the one pass.)
-  let chunked: Awaited<ReturnType<typeof installChunkedComponent>>;
-  if (spec.index && !oci) {
+  // An oci:// component's index is its manifest's second layer, its ranges come through the registries.
+  const chunkedInstall = (s: ComponentSpec & { index: NonNullable<ComponentSpec['index']> }, source?: typeof oci) => {
     stagingDir = store.stagingPath(spec.name);
-    chunked = await installChunkedComponent({ spec: { ...spec, index: spec.index }, sha256, stagingDir, store, config, log, signal, onProgress: (e) => ctx.onProgress?.(spec, e) });
+    const d = config.download;
+    const range = source?.index ? registryRangeSource({ headers: source.headers, indexUrls: source.index.urls, connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout }) : undefined;
+    return installChunkedComponent({ spec: s, sha256, stagingDir, store, config, log, signal, onProgress: (e) => ctx.onProgress?.(spec, e), ...(range ? { source: range } : {}) });
+  };
+  const reauth = (reason: string) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming');
+  let chunked: Awaited<ReturnType<typeof installChunkedComponent>>;
+  if (spec.index && !oci) chunked = await chunkedInstall({ ...spec, index: spec.index });
+  else if (oci?.index) {
+    chunked = await withTokenRenewal(spec, config, oci, signal, (source) => {
+      const s = ociChunkedSpec(spec, source);
+      return s ? chunkedInstall(s, source) : Promise.resolve(undefined);
+    }, reauth);
   }
   // A registry token that expired before a retry: a new one, and the download resumes from its .part.
-  const done = chunked ?? await withTokenRenewal(spec, config, oci, signal, install, (reason) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming'));
+  const done = chunked ?? await withTokenRenewal(spec, config, oci, signal, install, reauth);
   ctx.onPhase?.(spec, 'commit');
   const entry = await store.commitEntry({
     component: spec.name,

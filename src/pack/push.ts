@@ -1,7 +1,8 @@
 /**
  * `lander push`: publishes each component of `lander pack` output as the OCI
- * artifact `PREFIX/<component>:<version>` (src/fetch/oci/artifact.ts).
- * Blobs the registry already has are skipped (HEAD), then the manifest is
+ * artifact `PREFIX/<component>:<version>` (src/fetch/oci/artifact.ts): the
+ * archive, and a chunked archive's index as a second layer. Blobs the
+ * registry already has are skipped (HEAD), then the manifest is
  * put, unless the tag already points at the same bytes: pushing twice
  * changes nothing.
  */
@@ -69,20 +70,33 @@ export async function pushRelease(o: PushOptions): Promise<PushedComponent[]> {
     if (path.dirname(file) !== path.resolve(o.dir)) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: its archive ${c.urls[0]} is not in ${o.dir}`);
     const size = (await stat(file)).size;
     if (c.size !== undefined && c.size !== size) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: ${file} is ${size} bytes, manifest.json says ${c.size}`);
+    const index = c.index ? await indexFile(o.dir, name, c.index) : undefined;
     const ref = componentReference(o.target, name, c.version);
-    const r = await pushComponent(client, ref, { name, version: c.version, asset: path.basename(file), sha256: c.sha256, size, file });
+    const r = await pushComponent(client, ref, { name, version: c.version, asset: path.basename(file), sha256: c.sha256, size, file, ...(index ? { index } : {}) });
     o.onComponent?.(r);
     out.push(r);
   }
   return out;
 }
 
-async function pushComponent(client: RegistryClient, ref: OciReference, c: { name: string; version: string; asset: string; sha256: string; size: number; file: string }): Promise<PushedComponent> {
+interface IndexFile { asset: string; sha256: string; size: number; file: string }
+
+/** The chunk index manifest.json lists for a component, checked to be in the folder and of the size it says. */
+async function indexFile(dir: string, name: string, i: { url: string; sha256: string; size?: number }): Promise<IndexFile> {
+  const file = i.url.startsWith('file:') ? fileURLToPath(i.url) : '';
+  if (path.dirname(file) !== path.resolve(dir)) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: its chunk index ${i.url} is not in ${dir}`);
+  const size = (await stat(file)).size;
+  if (i.size !== undefined && i.size !== size) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: ${file} is ${size} bytes, manifest.json says ${i.size}`);
+  return { asset: path.basename(file), sha256: i.sha256, size, file };
+}
+
+async function pushComponent(client: RegistryClient, ref: OciReference, c: { name: string; version: string; asset: string; sha256: string; size: number; file: string; index?: IndexFile }): Promise<PushedComponent> {
   const scope = scopeOf(ref, 'pull,push');
   const r: PushedComponent = { component: c.name, version: c.version, reference: formatOciReference(ref), manifestDigest: '', blobsPushed: 0, blobsPresent: 0, bytesPushed: 0, manifestPushed: false };
   const blobs = [
     { digest: EMPTY_CONFIG.digest, size: EMPTY_CONFIG.size, body: () => EMPTY_CONFIG_BYTES },
     { digest: `sha256:${c.sha256}`, size: c.size, body: () => () => createReadStream(c.file) },
+    ...(c.index ? [{ digest: `sha256:${c.index.sha256}`, size: c.index.size, body: () => () => createReadStream(c.index!.file) }] : []),
   ];
   for (const b of blobs) {
     const head = await client.request(ref, scope, { method: 'HEAD', url: registryUrl(ref, 'blobs', b.digest) });
@@ -101,7 +115,7 @@ async function pushComponent(client: RegistryClient, ref: OciReference, c: { nam
     r.blobsPushed++;
     r.bytesPushed += b.size;
   }
-  const manifest = componentManifest(c);
+  const manifest = componentManifest({ ...c, ...(c.index ? { index: { asset: c.index.asset, sha256: c.index.sha256, size: c.index.size } } : {}) });
   r.manifestDigest = sha256Digest(manifest);
   const tagUrl = registryUrl(ref, 'manifests', ref.tag!);
   const head = await client.request(ref, scope, { method: 'HEAD', url: tagUrl, headers: { accept: OCI_MANIFEST } });

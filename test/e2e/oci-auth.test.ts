@@ -4,7 +4,8 @@
  * speaks the same challenge protocol): a bearer challenge answered with
  * Basic credentials from docker's config.json, a token file, a blob
  * redirected to "blob storage" on another origin that must not see the
- * registry's token, and the refusals: no credentials, a container image,
+ * registry's token (also for a chunked pack's index blob and archive
+ * ranges, with a token that expires between them), and the refusals: no credentials, a container image,
  * a pinned digest that does not match.
  */
 import { createHash } from 'node:crypto';
@@ -17,7 +18,9 @@ import { componentManifest } from '../../src/fetch/oci/artifact.ts';
 import { resolveOciSource } from '../../src/fetch/oci/resolve.ts';
 import { writeTarGz } from '../helpers/archive.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { runLander } from '../helpers/lander-cli.ts';
+import { complaints, runLander } from '../helpers/lander-cli.ts';
+import { snapshotTree } from '../helpers/release.ts';
+import { makeSourceTree } from '../helpers/source-tree.ts';
 
 const USER_PASS = Buffer.from('alice:s3cret').toString('base64');
 const FILE_TOKEN = 'file-token-0123456789';
@@ -28,8 +31,11 @@ let regPort: number;
 let storagePort: number;
 const log: { server: string; method: string; path: string; authorization?: string; range?: string }[] = [];
 const servers: http.Server[] = [];
-/** For the expiry test: a token may fetch one blob only, and the first blob body is cut half-way. */
-const expiry = { on: false, spent: new Set<string>(), issued: 0, cut: false };
+/** For the expiry test: a token may fetch one blob only, and the first blob body is cut half-way (firstOnly: only the first token expires, nothing is cut). */
+const expiry = { on: false, spent: new Set<string>(), issued: 0, cut: false, firstOnly: false };
+/** A chunked pack served as lander/core:2.0: blob digest → bytes. */
+const chunked = new Map<string, Buffer>();
+let coreManifest: Buffer;
 
 async function listen(handler: http.RequestListener): Promise<number> {
   const port = await freePort();
@@ -49,9 +55,28 @@ beforeAll(async () => {
   sha = createHash('sha256').update(archive).digest('hex');
   const manifest = componentManifest({ name: 'server', version: '1.0.0', asset: 'server-1.0.0.tar.gz', sha256: sha, size: archive.length });
   const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 1 }, layers: [] }));
+  // A chunked pack (archive + index) as lander/core:2.0, its blobs in "blob storage" too.
+  const src = path.join(work, 'src');
+  await makeSourceTree(src, { files: 12, libBytes: 96 * 1024 });
+  await writeFile(path.join(work, 'rules.json'), JSON.stringify({ default: 'core', components: { core: { asset: 'core-{version}.tar.gz' } }, rules: [{ prefix: '_internal/', component: 'core' }] }));
+  const packed = await runLander(['pack', src, '--out', path.join(work, 'packed'), '--rules', path.join(work, 'rules.json'), '--component-version', 'core=2.0']);
+  expect(packed.code, packed.stderr).toBe(0);
+  const coreArchive = await readFile(path.join(work, 'packed', 'core-2.0.tar.gz'));
+  const coreIndex = await readFile(path.join(work, 'packed', 'core-2.0.tar.gz.index'));
+  const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  chunked.set(hex(coreArchive), coreArchive).set(hex(coreIndex), coreIndex);
+  coreManifest = componentManifest({ name: 'core', version: '2.0', asset: 'core-2.0.tar.gz', sha256: hex(coreArchive), size: coreArchive.length, index: { asset: 'core-2.0.tar.gz.index', sha256: hex(coreIndex), size: coreIndex.length } });
   storagePort = await listen((req, res) => {
     log.push({ server: 'storage', method: req.method!, path: req.url!, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(req.headers.range ? { range: req.headers.range } : {}) });
     if (req.headers.authorization) { res.writeHead(400).end('only one auth mechanism allowed'); return; } // as S3 answers
+    const held = chunked.get(/^\/chunked\/([0-9a-f]{64})\?/.exec(req.url!)?.[1] ?? '');
+    if (held) {
+      const r = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!r) { res.writeHead(200, { 'content-length': held.length }).end(held); return; }
+      const [a, b] = [Number(r[1]), Math.min(Number(r[2]), held.length - 1)];
+      res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${held.length}` }).end(held.subarray(a, b + 1));
+      return;
+    }
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const from = range && req.headers['if-range'] === `"${sha}"` ? Number(range[1]) : 0;
     if (from > 0) {
@@ -77,7 +102,7 @@ beforeAll(async () => {
     }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/(.+)$/.exec(u.pathname);
     const scoped = m !== null && (auth === `Bearer tok:repository:${m[1]}:pull` || (expiry.on && auth?.startsWith(`Bearer tok:repository:${m[1]}:pull:`)));
-    const spent = expiry.on && m?.[2] === 'blobs' && auth !== undefined && expiry.spent.has(auth);
+    const spent = expiry.on && m?.[2] === 'blobs' && auth !== undefined && expiry.spent.has(auth) && (!expiry.firstOnly || auth.endsWith(':1'));
     if (expiry.on && m?.[2] === 'blobs' && auth) expiry.spent.add(auth);
     const ok = !spent && (auth === `Bearer ${FILE_TOKEN}` || scoped);
     if (!ok) {
@@ -86,6 +111,8 @@ beforeAll(async () => {
     }
     if (u.pathname === '/v2/') { res.writeHead(200).end('{}'); return; }
     if (m?.[2] === 'manifests' && m[1] === 'lander/server') { res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest); return; }
+    if (m?.[2] === 'manifests' && m[1] === 'lander/core') { res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(coreManifest); return; }
+    if (m?.[2] === 'blobs' && m[1] === 'lander/core' && chunked.has(m[3]!.replace('sha256:', ''))) { res.writeHead(307, { location: `http://127.0.0.1:${storagePort}/chunked/${m[3]!.replace('sha256:', '')}?X-Amz-Signature=def` }).end(); return; }
     if (m?.[2] === 'manifests' && m[1] === 'lander/image') { res.writeHead(200).end(image); return; }
     if (m?.[2] === 'blobs' && m[3] === `sha256:${sha}`) { res.writeHead(307, { location: `http://127.0.0.1:${storagePort}/bucket/${sha}?X-Amz-Signature=abc` }).end(); return; }
     res.writeHead(404).end();
@@ -148,6 +175,30 @@ describe('OCI auth and blob storage', () => {
       expect(r.logs.find((l) => l.event === 'install.verified')?.downloadedBytes).toBe(archive.length - from);
     } finally {
       expiry.on = false;
+    }
+  });
+
+  it('a chunked pack: the index blob and the archive ranges go to blob storage without the token; a token that expires between them is renewed once', async () => {
+    const docker = path.join(work, 'docker');
+    const cfg = path.join(work, 'd.json');
+    await writeFile(cfg, JSON.stringify({ root: path.join(work, 'root-d'), components: { core: { version: '2.0', url: `oci+http://127.0.0.1:${regPort}/lander/core:{version}` } }, download: { retries: 1, backoffInitial: '10ms', backoffMax: '20ms' } }));
+    Object.assign(expiry, { on: true, cut: true, issued: 0, firstOnly: true });
+    expiry.spent.clear();
+    log.length = 0;
+    try {
+      const r = await runLander(['install', '--config', cfg], { DOCKER_CONFIG: docker });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(await snapshotTree(path.join(work, 'root-d', 'current'))).toEqual(await snapshotTree(path.join(work, 'src')));
+      expect(r.logs.filter((l) => l.event === 'install.chunked-plan').length).toBeGreaterThan(0);
+      // The first token fetched the index, was refused for the ranges, and a second one finished the install.
+      expect(r.logs.filter((l) => l.event === 'download.reauth')).toHaveLength(1);
+      expect(expiry.issued).toBe(2);
+      const storage = log.filter((l) => l.server === 'storage');
+      expect(storage.every((l) => l.authorization === undefined)).toBe(true);
+      expect(storage.some((l) => /^bytes=\d+-\d+$/.test(l.range ?? ''))).toBe(true);
+      expect(complaints(r).every((l) => !l.includes(`tok:`))).toBe(true);
+    } finally {
+      Object.assign(expiry, { on: false, firstOnly: false });
     }
   });
 

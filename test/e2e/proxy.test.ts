@@ -8,7 +8,9 @@
  * prove the traffic went through squid from its access log. The https
  * origin is reachable only through squid: squid connects from 127.0.0.2
  * (`tcp_outgoing_address`), the origin drops every other peer and counts
- * the bytes it sends inside the tunnel.
+ * the bytes it sends inside the tunnel. `lander push` to a real registry
+ * (docker-registry, on http and on https) goes through squid the same way:
+ * the registry logs every request from squid's address, none from lander's.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,6 +23,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, sha256Hex } from '../helpers/archive.ts';
 import { runLander } from '../helpers/lander-cli.ts';
+import { registryMissing, startRegistry, type Registry } from '../helpers/registry.ts';
+import { landerManifest } from '../../src/pack/outputs.ts';
 import { fetchText } from '../../src/fetch/fetch-text.ts';
 import { freePort } from '../helpers/free-port.ts';
 
@@ -132,6 +136,7 @@ afterAll(async () => {
     await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
     if (squid.exitCode === null) squid.kill('SIGKILL');
   }
+  for (const r of registries) await r.stop().catch(() => undefined);
   await new Promise<void>((r) => (tlsServer ? tlsServer.close(() => r()) : r()));
   await srv?.close();
   await rm(work, { recursive: true, force: true });
@@ -148,6 +153,17 @@ async function install(name: string, origin: string, prefix: string, env: Record
   }));
   const r = await runLander(['install', '--config', configPath], env);
   return { ...r, root };
+}
+
+const registries: Registry[] = [];
+
+/** A `lander pack --out`-like folder of one component, pushed to `target` with `env`. */
+async function push(name: string, target: string, env: Record<string, string>) {
+  const dir = path.join(work, name, 'rel');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'core-1.tar.gz'), archive);
+  await writeFile(path.join(dir, 'manifest.json'), landerManifest([{ name: 'core', version: '1', asset: 'core-1.tar.gz', sha256: sha256Hex(archive), size: archive.length }]));
+  return runLander(['push', dir, target, '--json'], env);
 }
 
 const direct = { HTTP_PROXY: '', HTTPS_PROXY: '', http_proxy: '', https_proxy: '', NO_PROXY: '', no_proxy: '' };
@@ -237,4 +253,34 @@ describe.skipIf(!SQUID && !process.env.CI)('proxies (squid on loopback)', () => 
     expect(r.stderr).toContain(`${srv.origin}/rel/core-1.tar.gz.sha256`);
     expect(r.stderr).toContain('ECONNREFUSED');
   });
+
+  const noRegistry = registryMissing();
+  if (noRegistry && !process.env.CI) console.warn(`proxy: the lander push tests are skipped: ${noRegistry}`);
+  it.skipIf(noRegistry !== undefined && !process.env.CI)('lander push with HTTP_PROXY: HEAD, POST, PUT and the manifest through squid', async () => {
+    const reg = await startRegistry(path.join(work, 'reg-http'));
+    registries.push(reg);
+    const r = await push('push-http', `oci+http://${reg.host}/lander`, { ...direct, HTTP_PROXY: `http://127.0.0.1:${proxyPort}` });
+    expect(r.code, r.stderr).toBe(0);
+    const served = reg.requests().filter((q) => q.path.startsWith('/v2/lander/')); // not the helper's own start-up pings of /v2/
+    expect(served.filter((q) => q.method === 'PUT').length).toBe(3); // the config blob, the archive, the manifest
+    // Every request came from squid (it connects from 127.0.0.2), none straight from lander.
+    expect(served.length).toBeGreaterThan(0);
+    expect(served.every((q) => q.peer === SQUID_ADDRESS)).toBe(true);
+    expect(await accessLog(new RegExp(`PUT http://${reg.host.replace(/\./g, '\\.')}/v2/lander/core/manifests/1 `))).toMatch(/POST http:\/\/127\.0\.0\.1:\d+\/v2\/lander\/core\/blobs\/uploads\//);
+  }, 60_000);
+
+  it.skipIf(noRegistry !== undefined && !process.env.CI)('lander push with HTTPS_PROXY: a CONNECT tunnel to a registry on https', async () => {
+    const reg = await startRegistry(path.join(work, 'reg-https'), { tls: { certificate: path.join(work, 'cert.pem'), key: path.join(work, 'key.pem') } });
+    registries.push(reg);
+    const ca = path.join(work, 'ca.pem');
+    const r = await push('push-https', `oci://${reg.host}/lander`, { ...direct, HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NODE_EXTRA_CA_CERTS: ca, DENO_CERT: ca });
+    expect(r.code, r.stderr).toBe(0);
+    const served = reg.requests().filter((q) => q.path.startsWith('/v2/lander/')); // not the helper's own start-up pings of /v2/
+    expect(served.filter((q) => q.method === 'PUT').length).toBe(3);
+    expect(served.every((q) => q.peer === SQUID_ADDRESS)).toBe(true);
+    const log = await accessLog(new RegExp(`CONNECT ${reg.host.replace(/\./g, '\\.')} `));
+    expect(log).toContain(` CONNECT ${reg.host} `);
+    // squid sees host:port in CONNECTs, never a path on this registry.
+    expect(log.split('\n').filter((l) => l.includes(reg.host) && !l.includes(' CONNECT '))).toEqual([]);
+  }, 60_000);
 });

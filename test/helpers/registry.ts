@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { freePort } from './free-port.ts';
 
@@ -24,12 +25,29 @@ export interface Registry {
   /** `127.0.0.1:PORT`. */
   host: string;
   url: string;
-  /** Access-log lines so far (method, path, status). */
-  requests(): { method: string; path: string; status: number; bytes: number }[];
+  /** Access-log lines so far (the peer address when the line has it, method, path, status, body bytes sent). */
+  requests(): { peer?: string; method: string; path: string; status: number; bytes: number }[];
   stop(): Promise<void>;
 }
 
-export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}): Promise<Registry> {
+export interface RegistryOptions {
+  /** A pull-through cache of this registry URL. */
+  proxyOf?: string;
+  /** `auth:` of the config: `htpasswd` (Basic; bcrypt entries, see `htpasswdLine`) or `token` (bearer JWTs from a token service). */
+  auth?: { htpasswd: string } | { token: { realm: string; service: string; issuer: string; rootcertbundle: string } };
+  /** Serve https with this certificate and key (PEM files); `url` is then https://. */
+  tls?: { certificate: string; key: string };
+}
+
+/** One htpasswd line with a bcrypt hash (libxcrypt's `$2b$` through perl's crypt(): no apache2-utils needed). */
+export function htpasswdLine(user: string, password: string): string {
+  const salt = Array.from({ length: 22 }, (_, i) => './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'[(i * 7 + user.length) % 64]).join('');
+  const r = spawnSync('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1])', password, `$2b$05$${salt}`], { encoding: 'utf8' });
+  if (r.status !== 0 || !r.stdout.startsWith('$2b$')) throw new Error(`perl crypt() gave no bcrypt hash: ${r.stdout}${r.stderr}`);
+  return `${user}:${r.stdout}\n`;
+}
+
+export async function startRegistry(dir: string, opts: RegistryOptions = {}): Promise<Registry> {
   await mkdir(path.join(dir, 'storage'), { recursive: true });
   const port = await freePort();
   const config = [
@@ -46,7 +64,10 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: lander-test-secret-${port}`,
+    ...(opts.tls ? ['  tls:', `    certificate: ${opts.tls.certificate}`, `    key: ${opts.tls.key}`] : []),
     ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
+    ...(opts.auth && 'htpasswd' in opts.auth ? ['auth:', '  htpasswd:', '    realm: lander-test', `    path: ${opts.auth.htpasswd}`] : []),
+    ...(opts.auth && 'token' in opts.auth ? ['auth:', '  token:', ...Object.entries(opts.auth.token).map(([k, v]) => `    ${k}: ${v}`)] : []),
     '',
   ].join('\n');
   const file = path.join(dir, 'config.yml');
@@ -57,10 +78,10 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
   child.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
   let exited = false;
   child.once('exit', () => { exited = true; });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (exited) throw new Error(`docker-registry exited at start-up:\n${log}`);
-    if (await ping(`${url}/v2/`)) break;
+    if (await ping(`${url}/v2/`, opts.auth !== undefined)) break;
     if (i >= 200) {
       child.kill('SIGKILL');
       throw new Error(`docker-registry did not answer on ${url} after 200 tries:\n${log}`);
@@ -70,7 +91,7 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
   return {
     host: `127.0.0.1:${port}`,
     url,
-    requests: () => [...log.matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-)/g)].map((m) => ({ method: m[1]!, path: m[2]!, status: Number(m[3]), bytes: Number(m[4]) || 0 })),
+    requests: () => [...log.matchAll(/(?:^(\S+) - \S+ \[[^\]]*\] )?"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-)/gm)].map((m) => ({ ...(m[1] ? { peer: m[1] } : {}), method: m[2]!, path: m[3]!, status: Number(m[4]), bytes: Number(m[5]) || 0 })),
     stop: async () => {
       if (exited) return;
       const gone = new Promise((r) => child.once('exit', r));
@@ -82,11 +103,12 @@ export async function startRegistry(dir: string, opts: { proxyOf?: string } = {}
   };
 }
 
-function ping(url: string): Promise<boolean> {
+function ping(url: string, authed: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+    // The ping only asks whether it is up: a test's own certificate need not be trusted by the test process.
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
       res.resume();
-      resolve(res.statusCode === 200);
+      resolve(res.statusCode === 200 || (authed && res.statusCode === 401));
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => { req.destroy(); resolve(false); });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseChallenges } from '../../src/fetch/oci/challenge.ts';
 import { formatOciReference, parseOciReference, registryUrl } from '../../src/fetch/oci/reference.ts';
-import { dockerConfigEntry } from '../../src/fetch/oci/credentials.ts';
-import { archiveLayer, componentManifest, EMPTY_CONFIG, EMPTY_CONFIG_BYTES, LANDER_ARTIFACT_TYPE, sha256Digest } from '../../src/fetch/oci/artifact.ts';
+import { dockerConfigEntry, dockerConfigSource, helperCredential, helperServerName } from '../../src/fetch/oci/credentials.ts';
+import { archiveLayer, componentLayers, componentManifest, EMPTY_CONFIG, EMPTY_CONFIG_BYTES, INDEX_MEDIA_TYPE, LANDER_ARTIFACT_TYPE, sha256Digest } from '../../src/fetch/oci/artifact.ts';
 import { componentReference } from '../../src/pack/push.ts';
 import { validateConfig } from '../../src/config/schema.ts';
 
@@ -66,6 +66,23 @@ describe('docker config.json', () => {
     expect(dockerConfigEntry(doc, 'other.example')).toBeUndefined();
     expect(dockerConfigEntry(null, 'x')).toBeUndefined();
   });
+
+  it('picks as docker does: credHelpers.<host>, then credsStore, then an identity token, then user:password', () => {
+    const auths = { 'a.example': { auth: 'dTpw', identitytoken: 'idt' }, 'b.example': { auth: 'dTpw' } };
+    expect(dockerConfigSource({ auths, credHelpers: { 'https://a.example': 'pass' }, credsStore: 'secretservice' }, 'a.example')).toEqual({ helper: 'pass' });
+    expect(dockerConfigSource({ auths, credHelpers: { 'a.example': 'pass' }, credsStore: 'secretservice' }, 'b.example')).toEqual({ helper: 'secretservice' });
+    expect(dockerConfigSource({ auths }, 'a.example')).toEqual({ identityToken: 'idt' });
+    expect(dockerConfigSource({ auths }, 'b.example')).toEqual({ auth: 'dTpw' });
+    expect(dockerConfigSource({ auths: { 'c.example': {} } }, 'c.example')).toBeUndefined();
+    expect(dockerConfigSource({ credHelpers: { 'index.docker.io': 'desktop' } }, 'registry-1.docker.io')).toEqual({ helper: 'desktop' });
+    expect(helperServerName('registry-1.docker.io')).toBe('https://index.docker.io/v1/');
+    expect(helperServerName('127.0.0.1:5000')).toBe('127.0.0.1:5000');
+  });
+
+  it('reads a helper\'s answer: Username <token> is an identity token, else user:password as Basic', () => {
+    expect(helperCredential({ username: '<token>', secret: 'rt' }, 'h')).toEqual({ kind: 'identity', token: 'rt', source: 'h' });
+    expect(helperCredential({ username: 'u', secret: 'p' }, 'h')).toEqual({ kind: 'basic', auth: Buffer.from('u:p').toString('base64'), source: 'h' });
+  });
 });
 
 describe('the lander OCI artifact', () => {
@@ -89,5 +106,19 @@ describe('the lander OCI artifact', () => {
     expect(() => archiveLayer(bytes({ ...m, layers: [m.layers[0], m.layers[0]] }))).toThrow(/exactly one/);
     expect(() => archiveLayer(bytes({ ...m, layers: [{ ...m.layers[0], digest: 'sha512:00' }] }))).toThrow(/sha256:<64 hex/);
     expect(() => archiveLayer(Buffer.from('<html>'))).toThrow(/not JSON/);
+  });
+
+  it('carries a chunk index as a second, titled layer of its own type; without one there is no index', () => {
+    const index = { asset: 'server-1.0.0.tar.gz.index', sha256: 'b'.repeat(64), size: 99 };
+    const bytes = componentManifest({ ...c, index });
+    const m = JSON.parse(bytes.toString());
+    expect(m.layers[1]).toEqual({ mediaType: INDEX_MEDIA_TYPE, digest: `sha256:${index.sha256}`, size: 99, annotations: { 'org.opencontainers.image.title': index.asset } });
+    expect(componentLayers(bytes)).toMatchObject({ archive: { sha256: c.sha256 }, index: { sha256: index.sha256, size: 99 } });
+    expect(componentLayers(componentManifest(c)).index).toBeUndefined();
+    const doc = (x: unknown) => Buffer.from(JSON.stringify(x));
+    // A layer lander does not know is ignored; two indexes or a bad digest are refused.
+    expect(componentLayers(doc({ ...m, layers: [...m.layers, { mediaType: 'text/plain', digest: D, size: 1 }] })).index?.sha256).toBe(index.sha256);
+    expect(() => componentLayers(doc({ ...m, layers: [...m.layers, m.layers[1]] }))).toThrow(/at most one/);
+    expect(() => componentLayers(doc({ ...m, layers: [m.layers[0], { ...m.layers[1], digest: 'sha256:xyz' }] }))).toThrow(/index layer digest/);
   });
 });

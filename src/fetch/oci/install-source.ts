@@ -2,9 +2,11 @@
  * The hook between an install and the OCI source, kept in one place so the
  * install step stays as it is for http(s) and file: components:
  * `ociInstallSource` resolves an `oci://` spec (undefined for any other),
- * `ociRequestFields` is what the install worker's request takes from it, and
- * `withTokenRenewal` runs the worker again once, with a new token, when the
- * registry refused the old one on a retry (it resumes from its `.part`).
+ * `ociRequestFields` is what the install worker's request takes from it,
+ * `ociChunkedSpec` the spec a chunked install runs with when the manifest
+ * carries an index layer, and `withTokenRenewal` runs an install again once,
+ * with a new token, when the registry refused the old one on a retry (it
+ * resumes from its `.part`).
  */
 import type { ComponentSpec, Config } from '../../config/schema.ts';
 import type { InstallRequest } from '../../../workers/protocol.ts';
@@ -26,6 +28,17 @@ export function ociRequestFields(spec: ComponentSpec, oci: ResolvedSource | unde
     ...(Object.keys(oci.headers).length > 0 ? { headers: oci.headers } : {}),
     maxBytes: Math.min(spec.size ?? Infinity, oci.size),
   };
+}
+
+/**
+ * The spec a chunked install of an `oci://` component runs with: the blob
+ * URLs as its mirrors and the index layer as its index, the layer
+ * descriptor's digest as the index's trusted digest (the same manifest
+ * vouches for both). Undefined when the manifest has no index layer.
+ */
+export function ociChunkedSpec(spec: ComponentSpec, oci: ResolvedSource | undefined): (ComponentSpec & { index: NonNullable<ComponentSpec['index']> }) | undefined {
+  if (!oci?.index) return undefined;
+  return { ...spec, urls: oci.urls, size: oci.size, sha256: oci.sha256, index: { url: oci.index.urls[0]!, sha256: oci.index.sha256, size: oci.index.size } };
 }
 
 /**

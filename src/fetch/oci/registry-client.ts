@@ -1,8 +1,9 @@
 /**
  * Registry API v2 requests with auth: anonymous first; on a 401 the
- * `WWW-Authenticate` challenge is answered (a bearer token from its realm,
- * with Basic credentials when there are some, or Basic itself) and the
- * request is sent once more. Tokens are kept per (registry, scope) for the
+ * `WWW-Authenticate` challenge is answered (a bearer token from its realm:
+ * a GET with Basic credentials when there are some, or a POST trading an
+ * identity token as an OAuth2 refresh token, per the distribution token
+ * spec; or Basic itself) and the request is sent once more. Tokens are kept per (registry, scope) for the
  * client's life, which is one resolve or one push.
  */
 import { DownloadError } from '../../base/errors.ts';
@@ -96,6 +97,7 @@ export class RegistryClient {
     const basic = challenges.find((c) => c.scheme === 'basic');
     if (bearer && cred?.kind !== 'bearer') return this.#token(ref, scope, bearer, cred, fail);
     if (basic && cred?.kind === 'basic' && tried !== `Basic ${cred.auth}`) return `Basic ${cred.auth}`;
+    if (basic && cred?.kind === 'identity') throw fail(`the registry asks for Basic credentials, but ${cred.source} holds an identity token (for a token service)`, { source: cred.source });
     if (cred?.kind === 'bearer') throw fail(`the registry refused the token from ${cred.source} (HTTP 401)`, { source: cred.source });
     if (challenges.length === 0) throw fail('the registry answered 401 without a WWW-Authenticate challenge');
     throw fail(cred ? `the registry refused the credentials from ${cred.source}` : 'the registry wants credentials; run `docker login` for it (lander reads ~/.docker/config.json) or set "registries" with a "tokenFile" in the config', cred ? { source: cred.source } : {});
@@ -110,9 +112,18 @@ export class RegistryClient {
       throw fail(`the challenge's realm ${JSON.stringify(realm)} is not a URL`);
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw fail(`the challenge's realm ${realm} is not http(s)`);
-    if (c.params.service !== undefined) url.searchParams.set('service', c.params.service);
-    url.searchParams.set('scope', c.params.scope ?? scope);
-    const res = await this.#sendWith({ method: 'GET', url: url.href, maxBytes: 256 * 1024 }, cred?.kind === 'basic' ? `Basic ${cred.auth}` : undefined);
+    const wanted = c.params.scope ?? scope;
+    let res: RegistryResponse;
+    if (cred?.kind === 'identity') {
+      // OAuth2 (distribution token spec): the identity token is a refresh token, traded by a form POST.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.token, client_id: 'lander', scope: wanted });
+      if (c.params.service !== undefined) form.set('service', c.params.service);
+      res = await this.#sendWith({ method: 'POST', url: url.href, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), maxBytes: 256 * 1024 }, undefined);
+    } else {
+      if (c.params.service !== undefined) url.searchParams.set('service', c.params.service);
+      url.searchParams.set('scope', wanted);
+      res = await this.#sendWith({ method: 'GET', url: url.href, maxBytes: 256 * 1024 }, cred?.kind === 'basic' ? `Basic ${cred.auth}` : undefined);
+    }
     if (res.status !== 200) throw fail(`the token service ${url.origin}${url.pathname} answered HTTP ${res.status}${cred ? ` for the credentials from ${cred.source}` : ' (no credentials for it: docker login, or a tokenFile)'}`, { status: res.status });
     let token: unknown;
     try {

@@ -10,7 +10,7 @@ import type { ComponentSpec, DownloadConfig } from '../../config/schema.ts';
 import { AbortError, DigestMismatchError, DownloadError, hasCode, LanderError } from '../../base/errors.ts';
 import { backoffDelay, sleep } from '../../base/backoff.ts';
 import { isRetryableStatus } from '../http-get.ts';
-import { archiveLayer, OCI_MANIFEST, sha256Digest } from './artifact.ts';
+import { componentLayers, OCI_MANIFEST, sha256Digest, type Layer } from './artifact.ts';
 import { credentialLookup, type CredentialLookup } from './credentials.ts';
 import { isOciUrl, manifestReference, parseOciReference, registryUrl, type OciReference } from './reference.ts';
 import { RegistryClient, scopeOf } from './registry-client.ts';
@@ -26,6 +26,12 @@ export interface ResolvedSource {
   headers: Record<string, Record<string, string>>;
   /** The registry whose manifest gave the digest. */
   manifestFrom: string;
+  /**
+   * The chunk index layer, when the manifest has one: its digest (bound by
+   * the same manifest as the archive's) and its blob URL on each registry,
+   * in mirror order; `headers` holds their Authorization too.
+   */
+  index?: { sha256: string; size: number; urls: string[] };
 }
 
 export interface ResolveOciOptions {
@@ -57,14 +63,14 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
   });
   const refs = spec.urls.map((u) => (isOciUrl(u) ? parse(spec, u) : undefined));
   const failures: Error[] = [];
-  let layer: ReturnType<typeof archiveLayer> | undefined;
+  let layers: { archive: Layer; index?: Layer } | undefined;
   let from: OciReference | undefined;
   const lastOci = refs.reduce((last, r, i) => (r ? i : last), -1);
   for (const [i, ref] of refs.entries()) {
     if (!ref) continue;
     try {
       // Retries only at the last registry: a cache that is down must not hold up the origin for a whole backoff.
-      layer = await fetchLayer(client, spec, ref, o, i === lastOci ? o.download.retries : 0);
+      layers = await fetchLayers(client, spec, ref, o, i === lastOci ? o.download.retries : 0);
       from = ref;
       break;
     } catch (err) {
@@ -74,16 +80,18 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
       failures.push(err as Error);
     }
   }
-  if (!layer || !from) {
+  if (!layers || !from) {
     if (failures.length === 1) throw failures[0]!;
     throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot resolve ${spec.name} ${spec.version}: no registry answered for its manifest: ${failures.map((f) => f.message).join('; ')}`, { cause: failures.at(-1), data: { component: spec.name, version: spec.version, urls: spec.urls } });
   }
+  const layer = layers.archive;
   if (spec.sha256 !== undefined && spec.sha256 !== layer.sha256) {
     throw new DigestMismatchError(`Cannot install ${spec.name} ${spec.version}: the registry's manifest ${spec.urls[refs.indexOf(from)]} lists the archive as sha256:${layer.sha256}, but the config pins ${spec.sha256}`, {
       data: { component: spec.name, version: spec.version, expected: spec.sha256, actual: layer.sha256 },
     });
   }
   const urls: string[] = [];
+  const indexUrls: string[] = [];
   const headers: Record<string, Record<string, string>> = {};
   for (const [i, u] of spec.urls.entries()) {
     const ref = refs[i];
@@ -93,15 +101,19 @@ export async function resolveOciSource(spec: ComponentSpec, o: ResolveOciOptions
     }
     const blob = registryUrl(ref, 'blobs', layer.digest);
     urls.push(blob);
+    const indexBlob = layers.index ? registryUrl(ref, 'blobs', layers.index.digest) : undefined;
+    if (indexBlob) indexUrls.push(indexBlob);
     try {
       const auth = await client.authorization(ref, scopeOf(ref, 'pull'));
       if (auth) headers[blob] = { authorization: auth };
+      if (auth && indexBlob) headers[indexBlob] = { authorization: auth };
     } catch (err) {
       if (o.signal?.aborted) throw err;
       // A cache that is down now may be back by the time its turn comes; its download then fails on its own and the next mirror goes on.
     }
   }
-  return { sha256: layer.sha256, size: layer.size, urls, headers, manifestFrom: from.registry };
+  const index = layers.index ? { index: { sha256: layers.index.sha256, size: layers.index.size, urls: indexUrls } } : {};
+  return { sha256: layer.sha256, size: layer.size, urls, headers, manifestFrom: from.registry, ...index };
 }
 
 /** The download failed because a registry answered 401 or 403 (a token expired before a retry), anywhere in the cause chain. */
@@ -121,7 +133,7 @@ function parse(spec: ComponentSpec, url: string): OciReference {
   }
 }
 
-async function fetchLayer(client: RegistryClient, spec: ComponentSpec, ref: OciReference, o: ResolveOciOptions, retries: number): Promise<ReturnType<typeof archiveLayer>> {
+async function fetchLayers(client: RegistryClient, spec: ComponentSpec, ref: OciReference, o: ResolveOciOptions, retries: number): Promise<ReturnType<typeof componentLayers>> {
   const url = registryUrl(ref, 'manifests', manifestReference(ref));
   const what = `the OCI manifest ${url}`;
   let last: Error | undefined;
@@ -145,7 +157,7 @@ async function fetchLayer(client: RegistryClient, spec: ComponentSpec, ref: OciR
         throw new DigestMismatchError(`Cannot install ${spec.name} ${spec.version}: ${what} has digest ${sha256Digest(res.body)}, not the pinned ${ref.digest}`, { data: { component: spec.name, url, expected: ref.digest, actual: sha256Digest(res.body) } });
       }
       try {
-        return archiveLayer(res.body, res.headers['content-type']);
+        return componentLayers(res.body, res.headers['content-type']);
       } catch (cause) {
         throw new DownloadError('ERR_OCI_MANIFEST', `Cannot install ${spec.name} ${spec.version} from ${what}: ${(cause as Error).message}`, { cause, data: { component: spec.name, url } });
       }

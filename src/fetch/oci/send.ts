@@ -1,13 +1,17 @@
 /**
  * One registry request with a small body back. GETs go through httpGet
  * (proxies, redirects, timeouts, as for archives); other methods (the
- * publisher's HEAD, POST, PUT) through node:http directly, with a socket
- * timeout, no proxy and no redirects (a registry answers them itself).
+ * publisher's HEAD, POST, PUT, a token POST) through node:http, with a
+ * socket timeout and no redirects (a registry answers them itself), through
+ * the same HTTP(S)_PROXY / NO_PROXY as downloads (proxy.ts): plain http as
+ * an absolute-URI request to the proxy, https in a CONNECT tunnel.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import type tls from 'node:tls';
 import { httpGet } from '../http-get.ts';
+import { openTunnel, proxyAuthHeader, proxyFor } from '../proxy.ts';
 import { readBounded } from '../read-bounded.ts';
 
 export interface RegistryRequest {
@@ -53,15 +57,32 @@ export const defaultSend: Send = async (req) => {
   return plainRequest(req);
 };
 
-function plainRequest(req: RegistryRequest): Promise<RegistryResponse> {
+async function plainRequest(req: RegistryRequest): Promise<RegistryResponse> {
   const u = new URL(req.url);
-  const lib = u.protocol === 'https:' ? https : http;
   const headers: Record<string, string | number> = { 'accept-encoding': 'identity', ...req.headers };
   if (Buffer.isBuffer(req.body)) headers['content-length'] = req.body.length;
   else if (req.body) headers['content-length'] = req.bodyLength ?? 0;
   else if (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH') headers['content-length'] = 0;
+  const proxy = proxyFor(u);
+  // One request per tunnel: the socket is ours to close once the answer is read.
+  const tunnel = proxy && u.protocol === 'https:' ? await openTunnel(proxy, u, req.connectTimeoutMs ?? 15_000, req.signal) : undefined;
+  const start = (onResponse: (res: http.IncomingMessage) => void): http.ClientRequest => {
+    const common = { method: req.method, agent: false as const, ...(req.signal ? { signal: req.signal } : {}) };
+    if (!proxy) return (u.protocol === 'https:' ? https : http).request(u, { ...common, headers }, onResponse);
+    if (!tunnel) return http.request({ ...common, host: proxy.hostname, port: proxy.port || 80, path: u.href, headers: { ...headers, host: u.host, ...proxyAuthHeader(proxy) } }, onResponse);
+    // TLS to the registry is already up inside the tunnel: plain http speaks over it (no agent, or Node dials around it).
+    return http.request({ method: req.method, ...(req.signal ? { signal: req.signal } : {}), host: u.hostname, port: u.port || 443, path: `${u.pathname}${u.search}`, headers: { ...headers, host: u.host, connection: 'close' }, createConnection: () => tunnel as tls.TLSSocket }, onResponse);
+  };
+  try {
+    return await exchange(req, u, start);
+  } finally {
+    tunnel?.destroy();
+  }
+}
+
+function exchange(req: RegistryRequest, u: URL, start: (onResponse: (res: http.IncomingMessage) => void) => http.ClientRequest): Promise<RegistryResponse> {
   return new Promise<RegistryResponse>((resolve, reject) => {
-    const r = lib.request(u, { method: req.method, headers, agent: false, signal: req.signal }, (res) => {
+    const r = start((res) => {
       const chunks: Buffer[] = [];
       let n = 0;
       res.on('data', (c: Buffer) => {

@@ -87,7 +87,8 @@ const BATCH = 1 << 20;
 
 /** Fetches and verifies the index against the trusted digests. @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID` */
 export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'>, source: RangeSource, signal: AbortSignal): Promise<{ index: ChunkIndex; file: Buffer }> {
-  const file = await source.whole(req.index.url, req.index.size ?? INDEX_LIMITS.maxBytes, signal);
+  // A size from a manifest (an OCI layer descriptor) is a claim: never buffer more than any index may be.
+  const file = await source.whole(req.index.url, Math.min(req.index.size ?? INDEX_LIMITS.maxBytes, INDEX_LIMITS.maxBytes), signal);
   const actual = sha(file);
   if (actual !== req.index.sha256) {
     throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the chunk index ${req.index.url} has SHA-256 ${actual}, expected ${req.index.sha256}`, { data: { component: req.component, url: req.index.url, expected: req.index.sha256, actual } });

@@ -20,6 +20,8 @@ export interface RangeSource {
 export interface HttpRangeSourceOptions {
   connectTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Extra request headers for a URL (a registry's Authorization); dropped on a redirect to another origin. */
+  headersFor?(url: string): Record<string, string> | undefined;
 }
 
 export function httpRangeSource(o: HttpRangeSourceOptions = {}): RangeSource {
@@ -27,7 +29,7 @@ export function httpRangeSource(o: HttpRangeSourceOptions = {}): RangeSource {
   return {
     async range(url, start, end, signal) {
       if (url.startsWith('file:')) return createReadStream(fileURLToPath(url), { start, end: end - 1, highWaterMark: 1 << 20 });
-      const res = await httpGet(url, { ...t, signal, headers: { range: `bytes=${start}-${end - 1}` } });
+      const res = await httpGet(url, { ...t, signal, headers: { ...o.headersFor?.(url), range: `bytes=${start}-${end - 1}` } });
       const cr = parseContentRange(res.headers['content-range']);
       if (res.status !== 206 || cr?.start !== start || cr?.end !== end - 1) {
         res.body.destroy();
@@ -36,7 +38,8 @@ export function httpRangeSource(o: HttpRangeSourceOptions = {}): RangeSource {
       return res.body as AsyncIterable<Buffer>;
     },
     async whole(url, maxBytes, signal) {
-      const res = await httpGet(url, { ...t, signal });
+      const headers = o.headersFor?.(url);
+      const res = await httpGet(url, { ...t, signal, ...(headers ? { headers } : {}) });
       if (res.status !== 200) {
         res.body.destroy();
         throw new DownloadError('ERR_HTTP_STATUS', `Cannot download ${url}: the server answered HTTP ${res.status}`, { data: { url, status: res.status } });
