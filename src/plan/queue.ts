@@ -42,13 +42,16 @@ export class JobQueue {
     const controller = new AbortController();
     // The previous job of this component must finish (and release its files) before the new one starts.
     const previous = existing?.promise.catch(() => undefined);
+    // The signal goes to the job, not to p-queue: p-queue would settle an aborted task at once and
+    // count it done while it still runs (a commit, a log line), so idle() and a shutdown would not
+    // wait for it. A job aborted while queued throws as soon as its turn comes.
     const promise = this.#queue.add(
-      async ({ signal }) => {
+      async () => {
         await previous;
-        signal?.throwIfAborted();
-        return req.run(signal!);
+        controller.signal.throwIfAborted();
+        return req.run(controller.signal);
       },
-      { signal: controller.signal, priority: req.priority ?? 0 },
+      { priority: req.priority ?? 0 },
     ) as Promise<T>;
     const job: Job<T> = { key: req.key, controller, promise };
     this.#jobs.set(req.component, job as Job<unknown>);

@@ -71,4 +71,23 @@ describe('JobQueue', () => {
     await expect(b).resolves.toBe('again');
     expect(again.runs()).toBe(1);
   });
+
+  it('an aborted job that is still finishing (a commit, a log line) keeps idle() waiting until it has', async () => {
+    const q = new JobQueue({ concurrency: 2 });
+    let finished = false;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const job = q.submit({ component: 'core', key: '1', run: async () => { await released; finished = true; return 'ok'; } });
+    job.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 10));
+    q.abortAll();
+    let idle = false;
+    void q.idle().then(() => { idle = true; });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(idle).toBe(false); // before the fix, p-queue counted the aborted task done here
+    release();
+    await q.idle();
+    expect(finished).toBe(true);
+    await expect(job).resolves.toBe('ok'); // it ignored the abort and finished: its result stands
+  });
 });
