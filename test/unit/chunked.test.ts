@@ -4,7 +4,7 @@
  * planner (hand-built indexes, as electron-updater tests computeOperations).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { chunkSizes, GearChunker } from '../../src/pack/chunker.ts';
 import { decodeIndex, encodeIndex, type ChunkIndex, type IndexEntry } from '../../src/install/chunked/index-format.ts';
@@ -72,13 +72,13 @@ describe('index format', () => {
     const ix = sampleIndex();
     expect(decodeIndex(encodeIndex(ix))).toEqual(ix);
   });
-  it('refuses a truncated index, a wrong magic, and members that do not tile the archive', () => {
+  it('refuses a truncated index, a wrong magic, a format 1 index, and members that do not tile the archive', () => {
     const raw = encodeIndex(sampleIndex());
-    const plain = gunzipSync(raw);
-    expect(() => decodeIndex(gzipSync(plain.subarray(0, plain.length - 10)))).toThrow(/ends early|Cannot use the chunk index/);
-    expect(() => decodeIndex(gzipSync(Buffer.concat([Buffer.from('NOTANIDX'), plain.subarray(8)])))).toThrow(/LNDRIDX1/);
+    expect(() => decodeIndex(raw.subarray(0, raw.length - 10))).toThrow(/ends early|leaves end at|Cannot use the chunk index/);
+    expect(() => decodeIndex(Buffer.concat([Buffer.from('NOTANIDX'), raw.subarray(8)]))).toThrow(/does not start with LNDRIDX2/);
+    expect(() => decodeIndex(gzipSync(Buffer.from('LNDRIDX1')))).toThrow(/format 1 index .*repack/);
     expect(() => decodeIndex(encodeIndex({ ...sampleIndex(), archiveSize: 301 }))).toThrow(/cover/);
-    expect(() => decodeIndex(Buffer.from('not gzip'))).toThrow(/decompress/);
+    expect(() => decodeIndex(Buffer.from('not an index'))).toThrow(/LNDRIDX2/);
   });
   it('refuses entries that leave no end-of-archive marker', () => {
     const ix = sampleIndex();

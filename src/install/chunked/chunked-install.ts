@@ -21,7 +21,8 @@ import { writeFileAtomic } from '../../base/atomic-file.ts';
 import { backoffDelay, sleep } from '../../base/backoff.ts';
 import type { ExtractLimits, FileRecord } from '../../../workers/protocol.ts';
 import type { ExpectedHeader } from '../../../workers/inflate-protocol.ts';
-import { decodeIndex, INDEX_LIMITS, type ChunkIndex } from './index-format.ts';
+import type { ChunkIndex } from './index-format.ts';
+import { fetchIndexFile, type FetchedIndex } from './index-fetch.ts';
 import { InflatePool } from './inflate-pool.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
 import { computeReusePlan, type LocalSource, type ReusePlan } from './reuse-plan.ts';
@@ -85,29 +86,32 @@ const ATTEMPTS_PER_RUN = 50;
 /** Archive bytes per pool job while fetching. */
 const BATCH = 1 << 20;
 
-/** Fetches and verifies the index against the trusted digests. @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID` */
-export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'>, source: RangeSource, signal: AbortSignal): Promise<{ index: ChunkIndex; file: Buffer }> {
-  const file = await source.whole(req.index.url, req.index.size ?? INDEX_LIMITS.maxBytes, signal);
-  const actual = sha(file);
-  if (actual !== req.index.sha256) {
-    throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the chunk index ${req.index.url} has SHA-256 ${actual}, expected ${req.index.sha256}`, { data: { component: req.component, url: req.index.url, expected: req.index.sha256, actual } });
-  }
-  const index = decodeIndex(file);
+/**
+ * Fetches and verifies the index against the trusted digests: its head
+ * against `req.index.sha256`, every page and leaf against the head, taking
+ * those that `kept` (indexes of installed entries) hold instead of fetching
+ * them, and the archive it names against `req.sha256`.
+ *
+ * @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID`
+ */
+export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'> & { retries?: number }, source: RangeSource, signal: AbortSignal, kept: readonly Buffer[] = []): Promise<FetchedIndex> {
+  const got = await fetchIndexFile({ component: req.component, version: req.version, url: req.index.url, sha256: req.index.sha256, ...(req.index.size !== undefined ? { size: req.index.size } : {}), ...(req.retries !== undefined ? { retries: req.retries } : {}) }, source, signal, kept);
+  const { index } = got;
   if (index.archiveSha256 !== req.sha256 || (req.size !== undefined && index.archiveSize !== req.size)) {
     throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${index.archiveSha256} (${index.archiveSize} bytes), not the expected ${req.sha256}`, { data: { component: req.component, expected: req.sha256, actual: index.archiveSha256 } });
   }
-  return { index, file };
+  return got;
 }
 
 export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: ChunkedInstallContext): Promise<ChunkedDone> {
   const source = ctx.source ?? httpRangeSource();
-  const { index, file } = await fetchIndex(req, source, ctx.signal);
+  const { index, file, fetched: indexBytes } = await fetchIndex(req, source, ctx.signal, req.sources.flatMap((s) => (s.indexFile ? [s.indexFile] : [])));
   const tree = planTree(index.entries, req.limits, req.component);
   const plan = computeReusePlan(index, tree, req.sources);
   const log = ctx.log ?? (() => undefined);
   log('info', 'install.chunked-plan', { links: plan.links.length, copies: plan.copies.length, fetch: plan.fetch.length, members: index.members.length, runs: plan.runs.length, fetchBytes: plan.fetchBytes, reusedBytes: plan.reusedBytes }, 'chunked install planned');
   const pool = new InflatePool(req.workers);
-  const job = new ChunkedJob(req, ctx, source, index, tree, plan, pool, file.length);
+  const job = new ChunkedJob(req, ctx, source, index, tree, plan, pool, indexBytes);
   try {
     await job.run();
     return {

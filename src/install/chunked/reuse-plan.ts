@@ -24,6 +24,8 @@ export interface LocalSource {
   files: readonly FileRecord[];
   /** The entry's chunk index, when it was installed from a chunked archive. */
   index?: ChunkIndex;
+  /** That index's file: a new index's pages and leaves with the same hashes are taken from it, not fetched. */
+  indexFile?: Buffer;
 }
 
 export interface LinkOp {

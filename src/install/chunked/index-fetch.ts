@@ -1,0 +1,156 @@
+/**
+ * Fetching a format 2 chunk index: the head first (its SHA-256 is the bound
+ * digest), then only the pages and leaves whose hashes no kept index of an
+ * installed entry holds, by Range in coalesced runs; each part is checked
+ * against the hash above it before anything reads it. Without kept indexes
+ * (a first install) that is the whole file after the head, in one range.
+ * A server without ranges gets one plain GET of the whole file.
+ *
+ * `planIndexRuns` is the pure part, shared with bench/delta.ts, so the bench
+ * counts exactly the ranges an install asks for.
+ */
+import { createHash } from 'node:crypto';
+import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../base/errors.ts';
+import { backoffDelay, sleep } from '../../base/backoff.ts';
+import { decodeIndex, headEnd, INDEX_LIMITS, INDEX_PREFIX, leafParts, parseHead, type ChunkIndex, type IndexHead, type IndexPart } from './index-format.ts';
+import type { RangeSource } from './range-source.ts';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Pages and leaves of kept index files, by the SHA-256 (hex) of their bytes (computed here, so a damaged file only misses). */
+export function knownParts(files: readonly Buffer[]): Map<string, Buffer> {
+  const known = new Map<string, Buffer>();
+  for (const f of files) {
+    let head: IndexHead;
+    let leaves: IndexPart[];
+    try {
+      head = parseHead(f);
+      if (head.fileSize > f.length) continue;
+      const pages = head.pages.map((p) => f.subarray(p.offset, p.offset + p.length));
+      leaves = leafParts(head, pages);
+    } catch {
+      continue; // not a format 2 index, or damaged: nothing to take from it
+    }
+    for (const p of [...head.pages, ...leaves]) {
+      if (p.offset + p.length > f.length) continue;
+      const b = f.subarray(p.offset, p.offset + p.length);
+      known.set(sha(b), b);
+    }
+  }
+  return known;
+}
+
+export interface IndexRun {
+  /** Byte range in the index file, end exclusive. */
+  start: number;
+  end: number;
+}
+
+/** The parts not in `known`, as runs of neighbours (one Range request each). */
+export function planIndexRuns(parts: readonly IndexPart[], known: ReadonlyMap<string, Buffer>): IndexRun[] {
+  const runs: IndexRun[] = [];
+  for (const p of parts) {
+    if (known.has(p.sha256)) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.end === p.offset) last.end = p.offset + p.length;
+    else runs.push({ start: p.offset, end: p.offset + p.length });
+  }
+  return runs;
+}
+
+export interface IndexFetchRequest {
+  component: string;
+  version: string;
+  url: string;
+  /** The bound digest: SHA-256 of the index file's head (indexDigest). */
+  sha256: string;
+  /** The whole file's size, when the manifest gives it: a cap. */
+  size?: number;
+  retries?: number;
+}
+
+export interface FetchedIndex {
+  index: ChunkIndex;
+  /** The whole index file, rebuilt from fetched and kept parts; the store keeps it. */
+  file: Buffer;
+  /** Body bytes fetched. */
+  fetched: number;
+  requests: number;
+}
+
+/** @throws DigestMismatchError (the head), ArchiveError `ERR_INDEX_INVALID` (a part), DownloadError */
+export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource, signal: AbortSignal, kept: readonly Buffer[] = []): Promise<FetchedIndex> {
+  const cap = req.size ?? INDEX_LIMITS.maxBytes;
+  let fetched = 0;
+  let requests = 0;
+  const get = async (start: number, end: number): Promise<Buffer> => {
+    for (let attempt = 0; ; attempt++) {
+      requests++;
+      const chunks: Buffer[] = [];
+      let n = 0;
+      try {
+        for await (const c of await source.range(req.url, start, end, signal)) {
+          const take = c.subarray(0, end - start - n);
+          chunks.push(take);
+          n += take.length;
+          fetched += c.length;
+          if (n === end - start) break;
+        }
+        if (n === end - start) return Buffer.concat(chunks, n);
+        throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download bytes ${start}-${end - 1} of the chunk index ${req.url}: the body ended after ${n} bytes`, { data: { url: req.url, start, end } });
+      } catch (err) {
+        if (signal.aborted || hasCode(err, 'ERR_RANGE_UNSUPPORTED') || !(err instanceof DownloadError) || attempt >= (req.retries ?? 3)) throw err;
+        await sleep(backoffDelay({ attempt: attempt + 1, initialMs: 100, maxMs: 2000 }), signal);
+      }
+    }
+  };
+  const checkHead = (headBytes: Buffer) => {
+    const actual = sha(headBytes);
+    if (actual !== req.sha256) {
+      throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the head of the chunk index ${req.url} has SHA-256 ${actual}, expected ${req.sha256}`, { data: { component: req.component, url: req.url, expected: req.sha256, actual } });
+    }
+  };
+  let headBytes: Buffer;
+  try {
+    const prefix = await get(0, INDEX_PREFIX);
+    const end = headEnd(prefix);
+    if (end > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its head is ${end} bytes, over the index's ${cap}`, { data: { url: req.url } });
+    headBytes = Buffer.concat([prefix, await get(INDEX_PREFIX, end)]);
+  } catch (err) {
+    if (!hasCode(err, 'ERR_RANGE_UNSUPPORTED')) throw err;
+    // No ranges here: the whole file, once, checked the same way.
+    const file = await source.whole(req.url, cap, signal);
+    fetched += file.length;
+    requests++;
+    checkHead(file.subarray(0, Math.min(file.length, headEnd(file))));
+    return { index: decodeIndex(file), file, fetched, requests };
+  }
+  checkHead(headBytes);
+  const head = parseHead(headBytes);
+  if (head.fileSize > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its pages end at ${head.fileSize}, past the index's ${cap} bytes`, { data: { url: req.url } });
+  const known = knownParts(kept);
+  const pages = await fill(head.pages, known, get, 'page');
+  const leafList = leafParts(head, pages);
+  const leaves = await fill(leafList, known, get, 'leaf');
+  const file = Buffer.concat([headBytes, ...pages, ...leaves]);
+  if (file.length > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: it is ${file.length} bytes, over ${cap}`, { data: { url: req.url } });
+  return { index: decodeIndex(file), file, fetched, requests };
+}
+
+/** The bytes of `parts`, kept ones from `known`, the others fetched in runs; each checked against its hash. */
+async function fill(parts: readonly IndexPart[], known: ReadonlyMap<string, Buffer>, get: (start: number, end: number) => Promise<Buffer>, kind: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  const got = new Map<number, Buffer>();
+  let j = 0; // parts and runs are both in file order
+  for (const run of planIndexRuns(parts, known)) {
+    const b = await get(run.start, run.end);
+    while (j < parts.length && parts[j]!.offset < run.start) j++;
+    for (; j < parts.length && parts[j]!.offset < run.end; j++) got.set(parts[j]!.offset, b.subarray(parts[j]!.offset - run.start, parts[j]!.offset - run.start + parts[j]!.length));
+  }
+  parts.forEach((p, i) => {
+    const b = known.get(p.sha256) ?? got.get(p.offset)!;
+    if (sha(b) !== p.sha256) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index: ${kind} ${i} (bytes ${p.offset}-${p.offset + p.length - 1}) does not match its hash`, { data: { [kind]: i, offset: p.offset } });
+    out.push(b);
+  });
+  return out;
+}
