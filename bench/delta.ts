@@ -1,6 +1,7 @@
 /**
  * Delta bytes: what a bump of the bench core costs lander (chunked archive
- * + index, reuse planned from the installed version) against zsync on
+ * + index, reuse planned from the installed version; of the index, its head
+ * and the pages and leaves the installed version's kept index lacks) against zsync on
  * `gzip --rsyncable` archives of the same tar streams (control file plus
  * ranges, counted by nginx), side by side in one run. Byte counts are exact
  * whatever the machine's load.
@@ -10,7 +11,7 @@
  *   a: 15 small files changed (one line rewritten in each);
  *   b: 3 KB inserted at 40% of the 4 MB library, 2 KB overwritten at 80%.
  *
- * @example npm run build && node dist/bench/delta.js [--chunk-kib 16,32,64]
+ * @example npm run build && node dist/bench/delta.js [--chunk-kib 8,16]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
         zs[bump] ??= await zsyncBytes(gunzipSync(await readFile(p1.gz)), gunzipSync(await readFile(p2.gz)), work, bump);
         const l = landerBytes(p1, p2);
         const z = zs[bump]!;
-        rows.push(`| ${kib} KiB | ${(p1.size / g6).toFixed(3)} | ${p1.index!.members.length} | ${p1.indexBytes} B | ${bump} | ${l.total} (${l.index}, ${l.head}; ${l.ranges} in ${l.runs} runs) | ${l.requests} | ${z.total} (${z.control}, ${z.mode}) | ${(l.total / z.total).toFixed(2)} |`);
+        rows.push(`| ${kib} KiB | ${(p1.size / g6).toFixed(3)} | ${p1.index!.members.length} | ${p1.indexBytes} B | ${bump} | ${l.total} (${l.index}, ${l.head}; ${l.ranges} in ${l.runs} runs) | ${l.requests} | ${z.total} (${z.control}, ${z.mode}) | ${(l.total / z.total).toFixed(3)} |`);
       }
     }
     console.log(`core: ${tree.files.length} files, gzip -6 ${g6} bytes\n\n${rows.join('\n')}`);

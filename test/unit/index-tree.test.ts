@@ -135,6 +135,12 @@ describe('fetching an index next to a kept one', () => {
     expect(ok.file.equals(v2)).toBe(true);
   });
 
+  it('refuses an index for another archive after its head, fetching nothing more', async () => {
+    const src = memorySource(v2);
+    await expect(fetchIndexFile({ ...req(v2), archive: { sha256: h('another archive') } }, src, signal, [v1])).rejects.toMatchObject({ code: 'ERR_INDEX_MISMATCH' });
+    expect(src.served).toBe(parseHead(v2).headEnd);
+  });
+
   it('a damaged kept index only costs bytes: its parts no longer match and are fetched', async () => {
     const damaged = Buffer.from(v1);
     for (let i = parseHead(v1).fileSize; i < damaged.length; i += 97) damaged[i]! ^= 0xff;

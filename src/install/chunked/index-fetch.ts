@@ -67,6 +67,8 @@ export interface IndexFetchRequest {
   /** The whole file's size, when the manifest gives it: a cap. */
   size?: number;
   retries?: number;
+  /** The archive's trusted digest (and size): an index for another archive is refused right after its head. */
+  archive?: { sha256: string; size?: number };
 }
 
 export interface FetchedIndex {
@@ -127,6 +129,9 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
   }
   checkHead(headBytes);
   const head = parseHead(headBytes);
+  if (req.archive && (head.archiveSha256 !== req.archive.sha256 || (req.archive.size !== undefined && head.archiveSize !== req.archive.size))) {
+    throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${head.archiveSha256} (${head.archiveSize} bytes), not the expected ${req.archive.sha256}`, { data: { component: req.component, expected: req.archive.sha256, actual: head.archiveSha256 } });
+  }
   if (head.fileSize > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its pages end at ${head.fileSize}, past the index's ${cap} bytes`, { data: { url: req.url } });
   const known = knownParts(kept);
   const pages = await fill(head.pages, known, get, 'page');
