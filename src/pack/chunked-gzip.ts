@@ -28,6 +28,14 @@ export interface ChunkedGzipOptions {
   smallSizes?: ChunkSizes;
   /** @default 1 MiB */
   smallFile?: number;
+  /**
+   * Chunk sizes inside files of `hugeFile` bytes or more (the CUDA
+   * libraries: bumped rarely, installed whole often, so fewer members).
+   * @default sizes
+   */
+  hugeSizes?: ChunkSizes;
+  /** @default 64 MiB */
+  hugeFile?: number;
   /** gzip level 1-9. */
   level: number;
   /** A chunk this long is cut before the next entry's header. @default 4096 */
@@ -53,6 +61,7 @@ export class ChunkedGzip extends Transform {
   private gear: GearChunker;
   private readonly gearLarge: GearChunker;
   private readonly gearSmall: GearChunker;
+  private readonly gearHuge: GearChunker;
   private chunk: Buffer[] = [];
   private chunkLen = 0;
   private tarPos = 0;
@@ -74,9 +83,10 @@ export class ChunkedGzip extends Transform {
 
   constructor(o: ChunkedGzipOptions) {
     super();
-    this.o = { entryCut: 4096, headerMembers: true, smallSizes: o.sizes, smallFile: 1 << 20, ...o };
+    this.o = { entryCut: 4096, headerMembers: true, smallSizes: o.sizes, smallFile: 1 << 20, hugeSizes: o.sizes, hugeFile: 64 << 20, ...o };
     this.gearLarge = this.gear = new GearChunker(o.sizes);
     this.gearSmall = o.smallSizes ? new GearChunker(o.smallSizes) : this.gearLarge;
+    this.gearHuge = o.hugeSizes ? new GearChunker(o.hugeSizes) : this.gearLarge;
   }
 
   override _transform(buf: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -207,7 +217,7 @@ export class ChunkedGzip extends Transform {
     if (size > 0) {
       if (this.o.headerMembers) this.cut();
       // Only at a cut (or the stream's start) may the chunker change, so each keeps its own state.
-      if (this.chunkLen === 0) this.gear = size < this.o.smallFile ? this.gearSmall : this.gearLarge;
+      if (this.chunkLen === 0) this.gear = size < this.o.smallFile ? this.gearSmall : size >= this.o.hugeFile ? this.gearHuge : this.gearLarge;
       this.state = 'data';
       this.left = size;
     } else this.endData();

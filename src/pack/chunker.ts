@@ -31,6 +31,11 @@ export function smallChunkSizes(avg = 8 * 1024): ChunkSizes {
   return chunkSizes(Math.max(1024, avg / 2));
 }
 
+/** Inside files of 64 MiB or more: four times the average (at most 16 MiB), so a 2 GB CUDA archive is not 250,000 members. */
+export function hugeChunkSizes(avg = 8 * 1024): ChunkSizes {
+  return chunkSizes(Math.min(1 << 24, avg * 4));
+}
+
 /** gear[b] = the first 4 bytes (big-endian) of SHA-256("lander-gear-" + b): fixed forever. */
 export const GEAR: Uint32Array = (() => {
   const t = new Uint32Array(256);

@@ -18,7 +18,7 @@ import tar from 'tar-stream';
 import { PackError } from '../base/errors.ts';
 import { walkSource, type SourceEntry } from './walk.ts';
 import { encodeIndex, indexDigest } from '../install/chunked/index-format.ts';
-import { chunkSizes, smallChunkSizes } from './chunker.ts';
+import { chunkSizes, hugeChunkSizes, smallChunkSizes } from './chunker.ts';
 import { ChunkedGzip } from './chunked-gzip.ts';
 
 export interface PackResult {
@@ -74,7 +74,7 @@ export async function writeTarGz(dir: string, entries: Iterable<SourceEntry>, ou
       cb(null, chunk);
     },
   });
-  const chunker = opts.chunked ? new ChunkedGzip({ sizes: chunkSizes(opts.chunked.avgChunk), smallSizes: smallChunkSizes(opts.chunked.avgChunk), level: opts.level ?? 6, ...(opts.chunked.entryCut !== undefined ? { entryCut: opts.chunked.entryCut } : {}) }) : undefined;
+  const chunker = opts.chunked ? new ChunkedGzip({ sizes: chunkSizes(opts.chunked.avgChunk), smallSizes: smallChunkSizes(opts.chunked.avgChunk), hugeSizes: hugeChunkSizes(opts.chunked.avgChunk), level: opts.level ?? 6, ...(opts.chunked.entryCut !== undefined ? { entryCut: opts.chunked.entryCut } : {}) }) : undefined;
   const gzip = chunker ?? createGzip({ level: opts.level ?? 6, chunkSize: 1 << 20 });
   const written = pipeline(pack, gzip, tee, createWriteStream(outFile), ...(opts.signal ? [{ signal: opts.signal }] : []));
   // A failure in the entry loop must also end the write side, and a write failure the loop.

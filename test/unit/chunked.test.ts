@@ -4,9 +4,11 @@
  * planner (hand-built indexes, as electron-updater tests computeOperations).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { chunkSizes, GearChunker } from '../../src/pack/chunker.ts';
+import { ChunkedGzip } from '../../src/pack/chunked-gzip.ts';
+import { buildTar } from '../helpers/archive.ts';
 import { decodeIndex, encodeIndex, type ChunkIndex, type IndexEntry } from '../../src/install/chunked/index-format.ts';
 import { computeReusePlan } from '../../src/install/chunked/reuse-plan.ts';
 import { planTree } from '../../src/install/chunked/tree-plan.ts';
@@ -152,5 +154,53 @@ describe('reporting', () => {
     const text = await Promise.resolve(m.registry.render());
     expect(text).toContain('lander_reused_bytes_total{component="server"} 1234');
     expect(text).toContain('lander_download_bytes_total{component="server"} 56');
+  });
+});
+
+describe('chunked gzip layout', () => {
+  /** Runs `tar` through a ChunkedGzip and returns its members and entries. */
+  async function layout(tar: Buffer) {
+    const cg = new ChunkedGzip({ sizes: chunkSizes(4096), smallSizes: chunkSizes(1024), smallFile: 64 * 1024, hugeSizes: chunkSizes(16384), hugeFile: 1 << 20, level: 1 });
+    const out: Buffer[] = [];
+    cg.on('data', (b: Buffer) => out.push(b));
+    await new Promise<void>((resolve, reject) => { cg.on('end', resolve); cg.on('error', reject); cg.end(tar); });
+    return { gz: Buffer.concat(out), members: cg.members, entries: cg.entries };
+  }
+
+  it('keeps file data and metadata in separate members, and sizes chunks by the file', async () => {
+    const tar = await buildTar([
+      { type: 'directory', name: 'd/' },
+      { name: 'd/small.py', content: randomBytes(48 * 1024) },
+      { name: 'd/empty', content: '' },
+      { name: 'd/mid.so', content: randomBytes(512 * 1024 + 7) },
+      { name: 'd/huge.so', content: randomBytes(3 << 20) },
+    ]);
+    const { gz, members, entries } = await layout(tar);
+    expect(gunzipSync(gz).equals(tar)).toBe(true);
+    const files = entries.filter((e) => e.size > 0);
+    const dataOf = (m: { tarOffset: number; tarLength: number }) => files.filter((e) => e.dataOffset < m.tarOffset + m.tarLength && e.dataOffset + e.size > m.tarOffset);
+    const mean: Record<string, number[]> = {};
+    for (const m of members) {
+      const holders = dataOf(m);
+      if (m.sha256 === '') {
+        expect(holders).toEqual([]);
+        continue;
+      }
+      // A data member lies inside one file's data, padding excluded.
+      expect(holders.length).toBe(1);
+      const e = holders[0]!;
+      expect(m.tarOffset).toBeGreaterThanOrEqual(e.dataOffset);
+      expect(m.tarOffset + m.tarLength).toBeLessThanOrEqual(e.dataOffset + e.size);
+      expect(createHash('sha256').update(tar.subarray(m.tarOffset, m.tarOffset + m.tarLength)).digest('hex')).toBe(m.sha256);
+      (mean[e.name] ??= []).push(m.tarLength);
+    }
+    const avg = (n: string) => mean[n]!.reduce((a, b) => a + b, 0) / mean[n]!.length;
+    expect(Math.max(...mean['d/small.py']!)).toBeLessThanOrEqual(4096);
+    expect(Math.max(...mean['d/mid.so']!)).toBeLessThanOrEqual(16384);
+    expect(avg('d/small.py')).toBeLessThan(avg('d/mid.so'));
+    expect(avg('d/mid.so')).toBeLessThan(avg('d/huge.so'));
+    // The index written from it decodes to the same layout.
+    const ix = { archiveSize: gz.length, archiveSha256: h('x'), tarSize: tar.length, avgChunk: 4096, members, entries };
+    expect(decodeIndex(encodeIndex(ix))).toEqual(ix);
   });
 });

@@ -41,7 +41,8 @@ Usage:
   --torch-compat SPEC        "torch_compat" in cuda-libs.json
   --level N                  gzip level (default 6)
   --chunk-size KIB           average chunk (gzip member) size of the chunked archive, a power
-                             of two (default 8; half that inside files under 1 MiB); each archive gets a chunk index NAME.index
+                             of two (default 8; half that inside files under 1 MiB, four times it inside
+                             files of 64 MiB or more); each archive gets a chunk index NAME.index
   --single-member            one gzip member and no index (the archive format before chunking)
 SOURCE_DATE_EPOCH sets the mtime of every entry (default 2020-01-01).
 `;
