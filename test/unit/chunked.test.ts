@@ -133,11 +133,21 @@ describe('reuse plan', () => {
     expect(p.copies).toEqual([{ member: 0, from: { dir: '/s', path: 'd/a.bin', offset: 0 }, to: { path: 'd/a.bin', offset: 0 }, length: 1000 }]);
     expect(p.fetch).toEqual([]);
   });
-  it('keeps runs apart across a gap, unless maxGap allows it', () => {
-    const ix = sampleIndex();
-    ix.members[1]!.gzOffset = 150; // pretend a 50-byte gap (not a valid index; the planner only reads offsets)
-    expect(computeReusePlan(ix, tree(ix), []).runs.length).toBe(2);
-    expect(computeReusePlan(ix, tree(ix), [], { maxGap: 50 }).runs.length).toBe(1);
+  it('keeps runs apart across a data member it does not fetch, unless maxGap allows it; metadata members between ride along', () => {
+    // Three 600-byte files in members 0, 1, 2 (header blocks inside them), the end marker in member 3; file 1 is installed already.
+    const f = (i: number, c: string) => fileEntry(`d/${i}.bin`, i * 1536, 600, c);
+    const ix: ChunkIndex = {
+      archiveSize: 400, archiveSha256: h('archive'), tarSize: 3 * 1536 + 1024, avgChunk: 16384,
+      members: [0, 1, 2].map((i) => ({ gzOffset: i * 100, gzLength: 100, tarOffset: i * 1536, tarLength: 1536, sha256: h(`m${i}`) })).concat([{ gzOffset: 300, gzLength: 100, tarOffset: 4608, tarLength: 1024, sha256: '' }]),
+      entries: [f(0, 'x'), f(1, 'y'), f(2, 'z')],
+    };
+    const installed = [{ dir: '/s', files: tree(ix).files.filter((x) => x.path === 'd/1.bin') }];
+    expect(computeReusePlan(ix, tree(ix), installed).runs.map((r) => r.members)).toEqual([[0], [2]]);
+    expect(computeReusePlan(ix, tree(ix), installed, { maxGap: 100 }).runs.map((r) => r.members)).toEqual([[0, 2]]);
+    // Member 1 as a metadata member (no hash, no file data): bridged, one run.
+    // (The planner reads only offsets: file 1 is gone and file 2's header group is stretched over member 1.)
+    const meta: ChunkIndex = { ...ix, members: ix.members.map((m, i) => (i === 1 ? { ...m, sha256: '' } : m)), entries: [f(0, 'x'), { ...f(2, 'z'), headerOffset: 1536 }] };
+    expect(computeReusePlan(meta, tree(meta), []).runs.map((r) => r.members)).toEqual([[0, 2]]);
   });
 });
 

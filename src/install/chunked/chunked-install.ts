@@ -25,7 +25,7 @@ import type { ChunkIndex } from './index-format.ts';
 import { fetchIndexFile, type FetchedIndex } from './index-fetch.ts';
 import { InflatePool } from './inflate-pool.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
-import { computeReusePlan, type LocalSource, type ReusePlan } from './reuse-plan.ts';
+import { computeReusePlan, onlyMetadataBetween, type LocalSource, type ReusePlan } from './reuse-plan.ts';
 import { planTree, type TreePlan } from './tree-plan.ts';
 
 export interface ChunkedInstallRequest {
@@ -294,13 +294,14 @@ class ChunkedJob {
       if (attempt >= ATTEMPTS_PER_RUN) throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.req.component} ${this.req.version}: ${ATTEMPTS_PER_RUN} range attempts for one run`, { data: { component: this.req.component } });
       this.ctx.signal.throwIfAborted();
       const url = this.req.urls[Math.min(this.req.urls.length - 1, Math.floor(failures / (this.req.retries + 1)))]!;
-      // Contiguous members from `next` form one range.
+      // Members from `next` form one range while only metadata members (never fetched for their own sake) lie between them; those bytes are dropped.
       let last = next;
-      while (last + 1 < members.length && members[last + 1] === members[last]! + 1) last++;
+      while (last + 1 < members.length && onlyMetadataBetween(ms, members[last]!, members[last + 1]!)) last++;
       const start = ms[members[next]!]!.gzOffset;
       const end = ms[members[last]!]!.gzOffset + ms[members[last]!]!.gzLength;
       const before = next;
-      let pending: Buffer[] = []; // bytes from the batch's first member on
+      let pending: Buffer[] = []; // bytes received from archive offset `pendingAt` on
+      let pendingAt = start;
       let received = start; // archive offset reached
       let batchFrom = next;
       const dispatch = () => {
@@ -309,8 +310,10 @@ class ChunkedJob {
         const to = ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength;
         const all = Buffer.concat(pending);
         const gz = ownBuffer(to - from);
-        all.copy(gz, 0, 0, to - from);
-        pending = all.length > to - from ? [all.subarray(to - from)] : [];
+        // Bytes before `from` are metadata members between batches: dropped.
+        all.copy(gz, 0, from - pendingAt, to - pendingAt);
+        pending = all.length > to - pendingAt ? [all.subarray(to - pendingAt)] : [];
+        pendingAt = to;
         const batch = members.slice(batchFrom, next);
         batchFrom = next;
         jobs.push(this.track(this.pool.run(this.memberJob(batch, gz, from)).then(() => {
