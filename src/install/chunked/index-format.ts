@@ -19,7 +19,7 @@ export const INDEX_MAGIC = 'LNDRIDX2';
 /** The magic and the head's length (u32 big-endian). */
 export const INDEX_PREFIX = 12;
 /** Caps on what a decoded index may declare (every loop has a cap). */
-export const INDEX_LIMITS = { maxMembers: 10_000_000, maxEntries: 2_000_000, maxBytes: 1 << 30, maxHead: 64 << 20 };
+export const INDEX_LIMITS = { maxMembers: 10_000_000, maxEntries: 2_000_000, maxBytes: 256 << 20, maxHead: 64 << 20 };
 /** The writer's grouping: a leaf ends after a record whose hash has its low 2 bits zero (about 4 records), a page after a leaf whose hash's second byte is a multiple of 8 (about 8 leaves). */
 const LEAF_SPAN = 4;
 const LEAF_MAX = 64;
