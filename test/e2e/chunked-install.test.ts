@@ -246,4 +246,28 @@ describe('chunked install', () => {
     expect(r.logs.some((l) => l.event === 'install.index-unavailable')).toBe(true);
     expect(await snapshotTree(path.join(root, 'current'))).toEqual(await snapshotTree(src['4.0']!));
   });
+
+  it('a cold install checks the tar headers in the metadata members between the ones it fetches: a flipped byte there is refused', async () => {
+    const saved = root;
+    root = path.join(work, 'root-cold');
+    try {
+      const index = decodeIndex(await readFile(path.join(out['1.0']!, `${asset('1.0')}.index`)));
+      const ms = index.members;
+      // A metadata member (a file's padding and the next file's header) between two data members: fetched with them, hashless.
+      const k = ms.findIndex((m, j) => m.sha256 === '' && j > 0 && ms[j - 1]!.sha256 !== '' && ms[j + 1]?.sha256 !== '' && ms[j + 1] !== undefined);
+      expect(k).toBeGreaterThan(0);
+      await publishRelease('1.0', (f) => {
+        const body = Buffer.from(f[asset('1.0')]!);
+        body[ms[k]!.gzOffset + ms[k]!.gzLength - 3]! ^= 0x01; // the gzip trailer's CRC-32: only inflating the member sees it
+        f[asset('1.0')] = body;
+      });
+      const r = await install();
+      expect(r.code).not.toBe(0);
+      const failed = r.logs.find((l) => l.event === 'install.failed');
+      expect(['ERR_MEMBER_CORRUPT', 'ERR_INDEX_MISMATCH'], JSON.stringify(failed)).toContain((failed?.err as { code?: string } | undefined)?.code);
+      await expect(lstat(path.join(root, 'current'))).rejects.toThrow();
+    } finally {
+      root = saved;
+    }
+  });
 });
