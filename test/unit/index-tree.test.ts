@@ -135,6 +135,20 @@ describe('fetching an index next to a kept one', () => {
     expect(ok.file.equals(v2)).toBe(true);
   });
 
+  it('accepts the SHA-256 of the whole file as the bound digest (an OCI layer descriptor), fetching it whole; refuses a flipped byte then too', async () => {
+    const whole = { ...req(v2), sha256: createHash('sha256').update(v2).digest('hex') };
+    const src = memorySource(v2);
+    const got = await fetchIndexFile(whole, src, signal, [v1]);
+    expect(got.file.equals(v2)).toBe(true);
+    expect(src.served).toBe(v2.length);
+    const noSize = { ...whole, size: undefined };
+    expect((await fetchIndexFile(noSize, memorySource(v2), signal, [v1])).file.equals(v2)).toBe(true);
+    const bad = Buffer.from(v2);
+    bad[bad.length - 2]! ^= 1;
+    await expect(fetchIndexFile(whole, memorySource(bad), signal, [v1])).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+    await expect(fetchIndexFile(whole, memorySource(bad, { ranges: false }), signal, [v1])).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+  });
+
   it('refuses an index for another archive after its head, fetching nothing more', async () => {
     const src = memorySource(v2);
     await expect(fetchIndexFile({ ...req(v2), archive: { sha256: h('another archive') } }, src, signal, [v1])).rejects.toMatchObject({ code: 'ERR_INDEX_MISMATCH' });

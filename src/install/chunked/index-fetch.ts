@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../base/errors.ts';
 import { backoffDelay, sleep } from '../../base/backoff.ts';
-import { decodeIndex, headEnd, INDEX_LIMITS, INDEX_PREFIX, leafParts, parseHead, type ChunkIndex, type IndexHead, type IndexPart } from './index-format.ts';
+import { decodeIndex, headEnd, INDEX_LIMITS, indexDigest, INDEX_PREFIX, leafParts, parseHead, type ChunkIndex, type IndexHead, type IndexPart } from './index-format.ts';
 import type { RangeSource } from './range-source.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -62,7 +62,11 @@ export interface IndexFetchRequest {
   component: string;
   version: string;
   url: string;
-  /** The bound digest: SHA-256 of the index file's head (indexDigest). */
+  /**
+   * The bound digest: SHA-256 of the index file's head (indexDigest), which
+   * lets the index be fetched piecewise; the SHA-256 of the whole file (an
+   * OCI layer descriptor's) is accepted too, and costs the whole file.
+   */
   sha256: string;
   /** The whole file's size, when the manifest gives it: a cap. */
   size?: number;
@@ -82,7 +86,8 @@ export interface FetchedIndex {
 
 /** @throws DigestMismatchError (the head), ArchiveError `ERR_INDEX_INVALID` (a part), DownloadError */
 export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource, signal: AbortSignal, kept: readonly Buffer[] = []): Promise<FetchedIndex> {
-  const cap = req.size ?? INDEX_LIMITS.maxBytes;
+  // A size from a manifest (an OCI layer descriptor) is a claim: never more than any index may be.
+  const cap = Math.min(req.size ?? INDEX_LIMITS.maxBytes, INDEX_LIMITS.maxBytes);
   let fetched = 0;
   let requests = 0;
   const get = async (start: number, end: number): Promise<Buffer> => {
@@ -106,11 +111,14 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
       }
     }
   };
-  const checkHead = (headBytes: Buffer) => {
-    const actual = sha(headBytes);
-    if (actual !== req.sha256) {
-      throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the head of the chunk index ${req.url} has SHA-256 ${actual}, expected ${req.sha256}`, { data: { component: req.component, url: req.url, expected: req.sha256, actual } });
-    }
+  const mismatch = (file: Buffer, whole: boolean) => {
+    const actual = sha(whole ? file : file.subarray(0, headEnd(file)));
+    return new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the chunk index ${req.url} matches ${req.sha256} neither by its head nor as a whole file (SHA-256 of the ${whole ? 'file' : 'head'}: ${actual})`, { data: { component: req.component, url: req.url, expected: req.sha256, actual } });
+  };
+  /** A whole file, bound by its head's digest or by the file's own (an OCI layer descriptor's, `sha256sum` of the file). */
+  const wholeFile = (file: Buffer): FetchedIndex => {
+    if (indexDigest(file) !== req.sha256 && sha(file) !== req.sha256) throw mismatch(file, true);
+    return { index: decodeIndex(file), file, fetched, requests };
   };
   let headBytes: Buffer;
   try {
@@ -124,10 +132,17 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
     const file = await source.whole(req.url, cap, signal);
     fetched += file.length;
     requests++;
-    checkHead(file.subarray(0, Math.min(file.length, headEnd(file))));
-    return { index: decodeIndex(file), file, fetched, requests };
+    return wholeFile(file);
   }
-  checkHead(headBytes);
+  if (sha(headBytes) !== req.sha256) {
+    // Not the head's digest: it may bind the whole file, which then cannot be checked piecewise; fetch the rest and check that.
+    if (req.size !== undefined && req.size < headBytes.length) throw mismatch(headBytes, false);
+    if (req.size !== undefined) return wholeFile(req.size === headBytes.length ? headBytes : Buffer.concat([headBytes, await get(headBytes.length, req.size)]));
+    const file = await source.whole(req.url, cap, signal);
+    fetched += file.length;
+    requests++;
+    return wholeFile(file);
+  }
   const head = parseHead(headBytes);
   if (req.archive && (head.archiveSha256 !== req.archive.sha256 || (req.archive.size !== undefined && head.archiveSize !== req.archive.size))) {
     throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${head.archiveSha256} (${head.archiveSize} bytes), not the expected ${req.archive.sha256}`, { data: { component: req.component, expected: req.archive.sha256, actual: head.archiveSha256 } });
