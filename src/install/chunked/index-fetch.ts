@@ -3,14 +3,14 @@
  * digest), then only the pages and leaves whose hashes no kept index of an
  * installed entry holds, by Range in coalesced runs; each part is checked
  * against the hash above it before anything reads it. Without kept indexes
- * (a first install) that is the whole file after the head, in one range.
- * A server without ranges gets one plain GET of the whole file.
+ * (a first install) the whole file comes in one GET, as it does from a
+ * server without ranges.
  *
  * `planIndexRuns` is the pure part, shared with bench/delta.ts, so the bench
  * counts exactly the ranges an install asks for.
  */
 import { createHash } from 'node:crypto';
-import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../base/errors.ts';
+import { ArchiveError, DigestMismatchError, DownloadError, hasCode, LanderError } from '../../base/errors.ts';
 import { backoffDelay, sleep } from '../../base/backoff.ts';
 import { decodeIndex, headEnd, INDEX_LIMITS, indexDigest, INDEX_PREFIX, leafParts, parseHead, type ChunkIndex, type IndexHead, type IndexPart } from './index-format.ts';
 import type { RangeSource } from './range-source.ts';
@@ -120,6 +120,15 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
     if (indexDigest(file) !== req.sha256 && sha(file) !== req.sha256) throw mismatch(file, true);
     return { index: decodeIndex(file), file, fetched, requests };
   };
+  const known = knownParts(kept);
+  const getWhole = async () => {
+    const file = await source.whole(req.url, cap, signal);
+    fetched += file.length;
+    requests++;
+    return wholeFile(file);
+  };
+  // Nothing kept to take parts from (a first install): the whole file in one request.
+  if (known.size === 0) return await getWhole();
   let headBytes: Buffer;
   try {
     const prefix = await get(0, INDEX_PREFIX);
@@ -127,28 +136,21 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
     if (end > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its head is ${end} bytes, over the index's ${cap}`, { data: { url: req.url } });
     headBytes = Buffer.concat([prefix, await get(INDEX_PREFIX, end)]);
   } catch (err) {
-    if (!hasCode(err, 'ERR_RANGE_UNSUPPORTED')) throw err;
-    // No ranges here: the whole file, once, checked the same way.
-    const file = await source.whole(req.url, cap, signal);
-    fetched += file.length;
-    requests++;
-    return wholeFile(file);
+    if (signal.aborted || (err instanceof LanderError && !(err instanceof DownloadError))) throw err;
+    // No ranges here, or no answer: the whole file, once (a source with mirrors tries them all), checked the same way.
+    return await getWhole();
   }
   if (sha(headBytes) !== req.sha256) {
     // Not the head's digest: it may bind the whole file, which then cannot be checked piecewise; fetch the rest and check that.
     if (req.size !== undefined && req.size < headBytes.length) throw mismatch(headBytes, false);
     if (req.size !== undefined) return wholeFile(req.size === headBytes.length ? headBytes : Buffer.concat([headBytes, await get(headBytes.length, req.size)]));
-    const file = await source.whole(req.url, cap, signal);
-    fetched += file.length;
-    requests++;
-    return wholeFile(file);
+    return await getWhole();
   }
   const head = parseHead(headBytes);
   if (req.archive && (head.archiveSha256 !== req.archive.sha256 || (req.archive.size !== undefined && head.archiveSize !== req.archive.size))) {
     throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${head.archiveSha256} (${head.archiveSize} bytes), not the expected ${req.archive.sha256}`, { data: { component: req.component, expected: req.archive.sha256, actual: head.archiveSha256 } });
   }
   if (head.fileSize > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its pages end at ${head.fileSize}, past the index's ${cap} bytes`, { data: { url: req.url } });
-  const known = knownParts(kept);
   const pages = await fill(head.pages, known, get, 'page');
   const leafList = leafParts(head, pages);
   const leaves = await fill(leafList, known, get, 'leaf');
