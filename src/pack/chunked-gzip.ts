@@ -20,10 +20,35 @@ import { GearChunker, type ChunkSizes } from './chunker.ts';
 
 export interface ChunkedGzipOptions {
   sizes: ChunkSizes;
+  /**
+   * Chunk sizes inside files smaller than `smallFile` bytes (source files,
+   * headers, configs: a one-line edit there then costs a small member).
+   * @default sizes
+   */
+  smallSizes?: ChunkSizes;
+  /** @default 1 MiB */
+  smallFile?: number;
+  /**
+   * Chunk sizes inside files of `hugeFile` bytes or more (the CUDA
+   * libraries: bumped rarely, installed whole often, so fewer members).
+   * @default sizes
+   */
+  hugeSizes?: ChunkSizes;
+  /** @default 64 MiB */
+  hugeFile?: number;
   /** gzip level 1-9. */
   level: number;
   /** A chunk this long is cut before the next entry's header. @default 4096 */
   entryCut?: number;
+  /**
+   * Members hold either one file's data only or tar metadata only (the
+   * previous file's padding, headers of entries without data, the next
+   * file's header blocks): a file whose size changes then leaves its other
+   * data members byte-equal, and metadata members, which the index
+   * describes, are never fetched. Without it, headers travel with the data
+   * that follows them and `entryCut` applies (format 1's layout). @default true
+   */
+  headerMembers?: boolean;
 }
 
 type State = 'header' | 'meta' | 'data' | 'pad' | 'tail';
@@ -33,7 +58,10 @@ export class ChunkedGzip extends Transform {
   readonly members: IndexMember[] = [];
   readonly entries: IndexEntry[] = [];
   private readonly o: Required<ChunkedGzipOptions>;
-  private readonly gear: GearChunker;
+  private gear: GearChunker;
+  private readonly gearLarge: GearChunker;
+  private readonly gearSmall: GearChunker;
+  private readonly gearHuge: GearChunker;
   private chunk: Buffer[] = [];
   private chunkLen = 0;
   private tarPos = 0;
@@ -51,11 +79,14 @@ export class ChunkedGzip extends Transform {
   private longLink: string | undefined;
   private fileHash: Hash | undefined;
   private current: IndexEntry | undefined;
+  private dataInChunk = false;
 
   constructor(o: ChunkedGzipOptions) {
     super();
-    this.o = { entryCut: 4096, ...o };
-    this.gear = new GearChunker(o.sizes);
+    this.o = { entryCut: 4096, headerMembers: true, smallSizes: o.sizes, smallFile: 1 << 20, hugeSizes: o.sizes, hugeFile: 64 << 20, ...o };
+    this.gearLarge = this.gear = new GearChunker(o.sizes);
+    this.gearSmall = o.smallSizes ? new GearChunker(o.smallSizes) : this.gearLarge;
+    this.gearHuge = o.hugeSizes ? new GearChunker(o.hugeSizes) : this.gearLarge;
   }
 
   override _transform(buf: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -87,11 +118,14 @@ export class ChunkedGzip extends Transform {
     if (this.chunkLen === 0) return;
     const raw = this.chunk.length === 1 ? this.chunk[0]! : Buffer.concat(this.chunk, this.chunkLen);
     const gz = gzipSync(raw, { level: this.o.level });
-    this.members.push({ gzOffset: this.gzPos, gzLength: gz.length, tarOffset: this.tarPos - raw.length, tarLength: raw.length, sha256: createHash('sha256').update(raw).digest('hex') });
+    // A metadata member (headers, padding, the end marker) is never fetched: the index carries what it says, so it needs no hash.
+    const sha256 = this.o.headerMembers && !this.dataInChunk ? '' : createHash('sha256').update(raw).digest('hex');
+    this.members.push({ gzOffset: this.gzPos, gzLength: gz.length, tarOffset: this.tarPos - raw.length, tarLength: raw.length, sha256 });
     this.gzPos += gz.length;
     this.chunk = [];
     this.chunkLen = 0;
     this.gear.reset();
+    this.dataInChunk = false;
     this.push(gz);
   }
 
@@ -102,7 +136,7 @@ export class ChunkedGzip extends Transform {
       switch (this.state) {
         case 'header': {
           if (this.hdrFill === 0 && !this.inGroup) {
-            if (this.chunkLen >= this.o.entryCut) this.cut();
+            if (this.o.headerMembers ? this.dataInChunk : this.chunkLen >= this.o.entryCut) this.cut();
             this.groupStart = this.tarPos;
           }
           const n = Math.min(BLOCK - this.hdrFill, rest);
@@ -120,6 +154,7 @@ export class ChunkedGzip extends Transform {
           const part = k < 0 ? slice : slice.subarray(0, k);
           this.fileHash!.update(part);
           this.append(part);
+          this.dataInChunk = true;
           i += part.length;
           this.left -= part.length;
           if (k >= 0) this.cut();
@@ -180,6 +215,9 @@ export class ChunkedGzip extends Transform {
     this.current = e;
     this.fileHash = createHash('sha256');
     if (size > 0) {
+      if (this.o.headerMembers) this.cut();
+      // Only at a cut (or the stream's start) may the chunker change, so each keeps its own state.
+      if (this.chunkLen === 0) this.gear = size < this.o.smallFile ? this.gearSmall : size >= this.o.hugeFile ? this.gearHuge : this.gearLarge;
       this.state = 'data';
       this.left = size;
     } else this.endData();
@@ -204,6 +242,7 @@ export class ChunkedGzip extends Transform {
   private endData(): void {
     const e = this.current!;
     if (e.type === 'file') e.sha256 = this.fileHash!.digest('hex');
+    if (this.o.headerMembers && this.dataInChunk) this.cut();
     this.fileHash = undefined;
     this.left = paddedSize(e.size) - e.size;
     this.state = this.left > 0 ? 'pad' : 'header';

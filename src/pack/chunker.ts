@@ -17,10 +17,23 @@ export interface ChunkSizes {
   max: number;
 }
 
-/** `avg` 64 KiB: BGZF-like members, big enough that deflate loses little at each reset. */
-export function chunkSizes(avg = 64 * 1024): ChunkSizes {
+/** `avg` 8 KiB by default (lander pack's): small enough that an edit costs little, big enough that the archive stays within 3% of one gzip -6 stream. */
+export function chunkSizes(avg = 8 * 1024): ChunkSizes {
   if (!Number.isInteger(Math.log2(avg)) || avg < 1024 || avg > 1 << 24) throw new RangeError(`Expected a chunk size that is a power of two from 1 KiB to 16 MiB, got ${avg}`);
   return { avg, min: avg / 4, max: avg * 4 };
+}
+
+/**
+ * Inside files under 1 MiB (src/pack/chunked-gzip.ts): half the average, at
+ * least 1 KiB, so a one-line edit of a source file costs a small member.
+ */
+export function smallChunkSizes(avg = 8 * 1024): ChunkSizes {
+  return chunkSizes(Math.max(1024, avg / 2));
+}
+
+/** Inside files of 64 MiB or more: four times the average (at most 16 MiB), so a 2 GB CUDA archive is not 250,000 members. */
+export function hugeChunkSizes(avg = 8 * 1024): ChunkSizes {
+  return chunkSizes(Math.min(1 << 24, avg * 4));
 }
 
 /** gear[b] = the first 4 bytes (big-endian) of SHA-256("lander-gear-" + b): fixed forever. */
@@ -49,9 +62,10 @@ export class GearChunker {
   constructor(sizes: ChunkSizes) {
     this.sizes = sizes;
     const bits = Math.log2(sizes.avg);
-    // Normalized chunking (FastCDC, level 2): harder to cut before avg, easier after.
-    this.maskS = topMask(bits + 2);
-    this.maskL = topMask(bits - 2);
+    // Normalized chunking (FastCDC, level 1): harder to cut before avg, easier after. Level 2
+    // sizes chunks more evenly but takes longer to fall back into step after an edit.
+    this.maskS = topMask(bits + 1);
+    this.maskL = topMask(bits - 1);
   }
 
   reset(): void {

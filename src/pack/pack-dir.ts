@@ -17,15 +17,15 @@ import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { PackError } from '../base/errors.ts';
 import { walkSource, type SourceEntry } from './walk.ts';
-import { encodeIndex } from '../install/chunked/index-format.ts';
-import { chunkSizes } from './chunker.ts';
+import { encodeIndex, indexDigest } from '../install/chunked/index-format.ts';
+import { chunkSizes, hugeChunkSizes, smallChunkSizes } from './chunker.ts';
 import { ChunkedGzip } from './chunked-gzip.ts';
 
 export interface PackResult {
   sha256: string;
   size: number;
   entries: number;
-  /** The chunk index written beside a chunked archive. */
+  /** The chunk index written beside a chunked archive: `sha256` is its bound digest (of its head, indexDigest), `size` the whole file's. */
   index?: { sha256: string; size: number; members: number };
 }
 
@@ -74,7 +74,7 @@ export async function writeTarGz(dir: string, entries: Iterable<SourceEntry>, ou
       cb(null, chunk);
     },
   });
-  const chunker = opts.chunked ? new ChunkedGzip({ sizes: chunkSizes(opts.chunked.avgChunk), level: opts.level ?? 6, ...(opts.chunked.entryCut !== undefined ? { entryCut: opts.chunked.entryCut } : {}) }) : undefined;
+  const chunker = opts.chunked ? new ChunkedGzip({ sizes: chunkSizes(opts.chunked.avgChunk), smallSizes: smallChunkSizes(opts.chunked.avgChunk), hugeSizes: hugeChunkSizes(opts.chunked.avgChunk), level: opts.level ?? 6, ...(opts.chunked.entryCut !== undefined ? { entryCut: opts.chunked.entryCut } : {}) }) : undefined;
   const gzip = chunker ?? createGzip({ level: opts.level ?? 6, chunkSize: 1 << 20 });
   const written = pipeline(pack, gzip, tee, createWriteStream(outFile), ...(opts.signal ? [{ signal: opts.signal }] : []));
   // A failure in the entry loop must also end the write side, and a write failure the loop.
@@ -120,7 +120,7 @@ export async function writeTarGz(dir: string, entries: Iterable<SourceEntry>, ou
   const tarSize = chunker.members.reduce((n, m) => n + m.tarLength, 0);
   const index = encodeIndex({ archiveSize: size, archiveSha256: sha256, tarSize, avgChunk: chunkSizes(opts.chunked!.avgChunk).avg, members: chunker.members, entries: chunker.entries });
   await writeFile(opts.chunked!.indexFile, index);
-  return { sha256, size, entries: count, index: { sha256: createHash('sha256').update(index).digest('hex'), size: index.length, members: chunker.members.length } };
+  return { sha256, size, entries: count, index: { sha256: indexDigest(index), size: index.length, members: chunker.members.length } };
 }
 
 function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }): Promise<void> {

@@ -6,11 +6,13 @@
  * put, unless the tag already points at the same bytes: pushing twice
  * changes nothing.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { PackError } from '../base/errors.ts';
+import { indexDigest } from '../install/chunked/index-format.ts';
 import { parseManifest } from '../config/manifest.ts';
 import { componentManifest, EMPTY_CONFIG, EMPTY_CONFIG_BYTES, OCI_MANIFEST, sha256Digest } from '../fetch/oci/artifact.ts';
 import { formatOciReference, parseOciReference, registryUrl, type OciReference } from '../fetch/oci/reference.ts';
@@ -87,7 +89,10 @@ async function indexFile(dir: string, name: string, i: { url: string; sha256: st
   if (path.dirname(file) !== path.resolve(dir)) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: its chunk index ${i.url} is not in ${dir}`);
   const size = (await stat(file)).size;
   if (i.size !== undefined && i.size !== size) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: ${file} is ${size} bytes, manifest.json says ${i.size}`);
-  return { asset: path.basename(file), sha256: i.sha256, size, file };
+  // manifest.json binds the index by its head's digest (README "Chunked archives"); a registry addresses the blob by the whole file's.
+  const bytes = await readFile(file);
+  if (indexDigest(bytes) !== i.sha256) throw new PackError('ERR_PACK_USAGE', `Cannot push ${name}: the chunk index ${file} does not match the digest manifest.json gives it`);
+  return { asset: path.basename(file), sha256: createHash('sha256').update(bytes).digest('hex'), size, file };
 }
 
 async function pushComponent(client: RegistryClient, ref: OciReference, c: { name: string; version: string; asset: string; sha256: string; size: number; file: string; index?: IndexFile }): Promise<PushedComponent> {

@@ -4,16 +4,18 @@
  * install` processes. A cold install fetches only closed ranges; a bump
  * through a server that cuts a range mid-way fetches a fraction of the
  * archive, hard-links unchanged files to the old store entry and leaves the
- * exact new tree; a flipped byte in a member, an index for another archive
- * and an index whose digest does not match are refused with `current` untouched.
+ * exact new tree, fetching of the index only its head and the parts the
+ * kept index lacks; a flipped byte in a member, an index for another
+ * archive, a flipped byte in the index's head, or in a page or leaf it
+ * fetches, is refused with `current` untouched.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeIndex } from '../../src/install/chunked/index-format.ts';
+import { decodeIndex, indexDigest, leafParts, parseHead } from '../../src/install/chunked/index-format.ts';
+import { knownParts, planIndexRuns } from '../../src/install/chunked/index-fetch.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { complaints, parseLogs, runLander, startLander } from '../helpers/lander-cli.ts';
 import { prng } from '../helpers/crash-campaign.ts';
@@ -28,7 +30,6 @@ let configPath: string;
 const src: Record<string, string> = {};
 const out: Record<string, string> = {};
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const asset = (v: string) => `core-${v}.tar.gz`;
 
 async function release(v: string, overrides: Record<string, Buffer>): Promise<void> {
@@ -87,10 +88,15 @@ describe('chunked install', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(await snapshotTree(path.join(root, 'current')), r.stdout).toEqual(await snapshotTree(src['1.0']!));
     const st = server.stats(`/cur/${asset('1.0')}`);
-    expect(st.ranges.length).toBeGreaterThan(0);
+    // One run: the metadata members between files ride along instead of splitting it into a range per file.
+    expect(st.ranges.length).toBe(1);
     expect(st.ranges.every((h) => /^bytes=\d+-\d+$/.test(h ?? ''))).toBe(true);
     const plan = r.logs.find((l) => l.event === 'install.chunked-plan');
     expect(plan).toMatchObject({ links: 0, copies: 0 });
+    // What bench/delta.ts counts is what is served: the planned runs, and the whole index (nothing kept yet).
+    expect(plan!.runs).toBe(1);
+    expect(st.bytesSent).toBe(plan!.fetchBytes);
+    expect(server.stats(`/cur/${asset('1.0')}.index`).bytesSent).toBe((await stat(path.join(out['1.0']!, `${asset('1.0')}.index`))).size);
     const state = JSON.parse(await readFile(path.join(root, 'state.json'), 'utf8'));
     const entry = state.entries[0].dir as string;
     expect((await readFile(path.join(root, `${entry}.index`))).equals(await readFile(path.join(out['1.0']!, `${asset('1.0')}.index`)))).toBe(true);
@@ -99,7 +105,7 @@ describe('chunked install', () => {
   it('bumps through a server that cuts a range mid-way: a fraction of the archive, unchanged files hard-linked, the exact new tree', async () => {
     await publishRelease('2.0');
     const p = `/cur/${asset('2.0')}`;
-    server.misbehave(p, { cutAfter: 50 }); // every run is longer: a member alone is a gzip header, a tar header and data
+    server.misbehave(p, { cutAfter: 20 }); // the first run is longer: a member alone is a gzip header and trailer (18 bytes) and its data
     const r = await install();
     // The cut is said (a warning, install.chunked-retry), and nothing else.
     expect(complaints(r).filter((l) => !l.includes('"event":"install.chunked-retry"'))).toEqual([]);
@@ -108,6 +114,13 @@ describe('chunked install', () => {
     expect(r.logs.some((l) => l.event === 'install.chunked-retry')).toBe(true);
     const size = (await stat(path.join(out['2.0']!, asset('2.0')))).size;
     const sent = server.stats(p).bytesSent;
+    // The index: its head and only the pages and leaves 1.0's kept index lacks, as bench/delta.ts counts them.
+    const idx2 = await readFile(path.join(out['2.0']!, `${asset('2.0')}.index`));
+    const head = parseHead(idx2);
+    const known = knownParts([await readFile(path.join(out['1.0']!, `${asset('1.0')}.index`))]);
+    const runs = [...planIndexRuns(head.pages, known), ...planIndexRuns(leafParts(head, head.pages.map((x) => idx2.subarray(x.offset, x.offset + x.length))), known)];
+    expect(server.stats(`${p}.index`).bytesSent).toBe(head.headEnd + runs.reduce((n, x) => n + x.end - x.start, 0));
+    expect(server.stats(`${p}.index`).bytesSent).toBeLessThan(idx2.length / 2);
     expect(sent).toBeLessThan(size * 0.25);
     const plan = r.logs.find((l) => l.event === 'install.chunked-plan')!;
     expect(plan.links as number).toBeGreaterThan(30);
@@ -157,19 +170,39 @@ describe('chunked install', () => {
       // The origin serves 2.0's index under 3.0's name, with a sidecar that matches it.
       await publishRelease('3.0', (f) => {
         const other = f[`${asset('3.0')}.index`] = readFileSync(path.join(out['2.0']!, `${asset('2.0')}.index`));
-        f[`${asset('3.0')}.index.sha256`] = Buffer.from(`${sha256(other)}  ${asset('3.0')}.index\n`);
+        f[`${asset('3.0')}.index.sha256`] = Buffer.from(`${indexDigest(other)}  ${asset('3.0')}.index\n`);
       });
       await refused('ERR_INDEX_MISMATCH');
     });
 
-    it('an index whose digest does not match', async () => {
+    it('an index whose head does not match its digest', async () => {
       await publishRelease('3.0', (f) => {
         const idx = Buffer.from(f[`${asset('3.0')}.index`]!);
-        idx[idx.length - 5]! ^= 1;
+        idx[20]! ^= 1; // inside the archive's digest in the head
         f[`${asset('3.0')}.index`] = idx;
       });
       await refused('ERR_DIGEST_MISMATCH');
     });
+
+    /** A page or leaf of 3.0's index that neither kept index (1.0, 2.0) holds, so the install must fetch it. */
+    const fetchedPart = async (kind: 'page' | 'leaf') => {
+      const idx = await readFile(path.join(out['3.0']!, `${asset('3.0')}.index`));
+      const known = knownParts([await readFile(path.join(out['1.0']!, `${asset('1.0')}.index`)), await readFile(path.join(out['2.0']!, `${asset('2.0')}.index`))]);
+      const head = parseHead(idx);
+      const parts = kind === 'page' ? head.pages : leafParts(head, head.pages.map((x) => idx.subarray(x.offset, x.offset + x.length)));
+      return parts.find((x) => !known.has(x.sha256))!;
+    };
+    for (const kind of ['page', 'leaf'] as const) {
+      it(`a flipped byte in a ${kind} of the index that the install fetches`, async () => {
+        const part = await fetchedPart(kind);
+        await publishRelease('3.0', (f) => {
+          const idx = Buffer.from(f[`${asset('3.0')}.index`]!);
+          idx[part.offset + part.length - 1]! ^= 1;
+          f[`${asset('3.0')}.index`] = idx;
+        });
+        await refused('ERR_INDEX_INVALID');
+      });
+    }
   });
 
   it('a kill campaign during a delta install: every kill leaves the old tree or the new one, verified members are not fetched again, the last run finishes exactly', async () => {
@@ -212,5 +245,29 @@ describe('chunked install', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(r.logs.some((l) => l.event === 'install.index-unavailable')).toBe(true);
     expect(await snapshotTree(path.join(root, 'current'))).toEqual(await snapshotTree(src['4.0']!));
+  });
+
+  it('a cold install checks the tar headers in the metadata members between the ones it fetches: a flipped byte there is refused', async () => {
+    const saved = root;
+    root = path.join(work, 'root-cold');
+    try {
+      const index = decodeIndex(await readFile(path.join(out['1.0']!, `${asset('1.0')}.index`)));
+      const ms = index.members;
+      // A metadata member (a file's padding and the next file's header) between two data members: fetched with them, hashless.
+      const k = ms.findIndex((m, j) => m.sha256 === '' && j > 0 && ms[j - 1]!.sha256 !== '' && ms[j + 1]?.sha256 !== '' && ms[j + 1] !== undefined);
+      expect(k).toBeGreaterThan(0);
+      await publishRelease('1.0', (f) => {
+        const body = Buffer.from(f[asset('1.0')]!);
+        body[ms[k]!.gzOffset + ms[k]!.gzLength - 3]! ^= 0x01; // the gzip trailer's CRC-32: only inflating the member sees it
+        f[asset('1.0')] = body;
+      });
+      const r = await install();
+      expect(r.code).not.toBe(0);
+      const failed = r.logs.find((l) => l.event === 'install.failed');
+      expect(['ERR_MEMBER_CORRUPT', 'ERR_INDEX_MISMATCH'], JSON.stringify(failed)).toContain((failed?.err as { code?: string } | undefined)?.code);
+      await expect(lstat(path.join(root, 'current'))).rejects.toThrow();
+    } finally {
+      root = saved;
+    }
   });
 });

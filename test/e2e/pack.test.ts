@@ -20,6 +20,7 @@ import { runLander, complaints } from '../helpers/lander-cli.ts';
 import { CUDA_PATHS, makeCudaOnedir } from '../helpers/onedir.ts';
 import { snapshotTree } from '../helpers/release.ts';
 import { sha256Hex } from '../helpers/archive.ts';
+import { indexDigest } from '../../src/install/chunked/index-format.ts';
 
 const EPOCH = '1767225600'; // 2026-01-01, as a CI would set from the commit
 const VERSIONS = ['--component-version', 'server=0.3.1', '--component-version', 'cuda-libs=cu128-v1'];
@@ -66,8 +67,8 @@ describe('lander pack', () => {
     // Each chunked archive's index is listed with its digest, which its own sidecar repeats.
     for (const [name, a] of [['server', 'voicebox-server-cuda.tar.gz'], ['cuda-libs', 'cuda-libs-cu128-v1.tar.gz']] as const) {
       const idx = await readFile(path.join(out, `${a}.index`));
-      expect(m.components[name]!.index).toEqual({ url: `https://example.org/v0.3.1/${a}.index`, sha256: sha256Hex(idx), size: idx.length });
-      expect(await sidecar(out, `${a}.index`)).toBe(`${sha256Hex(idx)}  ${a}.index\n`);
+      expect(m.components[name]!.index).toEqual({ url: `https://example.org/v0.3.1/${a}.index`, sha256: indexDigest(idx), size: idx.length });
+      expect(await sidecar(out, `${a}.index`)).toBe(`${indexDigest(idx)}  ${a}.index\n`);
     }
   });
 

@@ -7,6 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { chunkSizes, GearChunker } from '../../src/pack/chunker.ts';
+import { ChunkedGzip } from '../../src/pack/chunked-gzip.ts';
+import { buildTar } from '../helpers/archive.ts';
 import { decodeIndex, encodeIndex, type ChunkIndex, type IndexEntry } from '../../src/install/chunked/index-format.ts';
 import { computeReusePlan } from '../../src/install/chunked/reuse-plan.ts';
 import { planTree } from '../../src/install/chunked/tree-plan.ts';
@@ -72,13 +74,13 @@ describe('index format', () => {
     const ix = sampleIndex();
     expect(decodeIndex(encodeIndex(ix))).toEqual(ix);
   });
-  it('refuses a truncated index, a wrong magic, and members that do not tile the archive', () => {
+  it('refuses a truncated index, a wrong magic, a format 1 index, and members that do not tile the archive', () => {
     const raw = encodeIndex(sampleIndex());
-    const plain = gunzipSync(raw);
-    expect(() => decodeIndex(gzipSync(plain.subarray(0, plain.length - 10)))).toThrow(/ends early|Cannot use the chunk index/);
-    expect(() => decodeIndex(gzipSync(Buffer.concat([Buffer.from('NOTANIDX'), plain.subarray(8)])))).toThrow(/LNDRIDX1/);
+    expect(() => decodeIndex(raw.subarray(0, raw.length - 10))).toThrow(/ends early|leaves end at|Cannot use the chunk index/);
+    expect(() => decodeIndex(Buffer.concat([Buffer.from('NOTANIDX'), raw.subarray(8)]))).toThrow(/does not start with LNDRIDX2/);
+    expect(() => decodeIndex(gzipSync(Buffer.from('LNDRIDX1')))).toThrow(/format 1 index .*repack/);
     expect(() => decodeIndex(encodeIndex({ ...sampleIndex(), archiveSize: 301 }))).toThrow(/cover/);
-    expect(() => decodeIndex(Buffer.from('not gzip'))).toThrow(/decompress/);
+    expect(() => decodeIndex(Buffer.from('not an index'))).toThrow(/LNDRIDX2/);
   });
   it('refuses entries that leave no end-of-archive marker', () => {
     const ix = sampleIndex();
@@ -131,11 +133,21 @@ describe('reuse plan', () => {
     expect(p.copies).toEqual([{ member: 0, from: { dir: '/s', path: 'd/a.bin', offset: 0 }, to: { path: 'd/a.bin', offset: 0 }, length: 1000 }]);
     expect(p.fetch).toEqual([]);
   });
-  it('keeps runs apart across a gap, unless maxGap allows it', () => {
-    const ix = sampleIndex();
-    ix.members[1]!.gzOffset = 150; // pretend a 50-byte gap (not a valid index; the planner only reads offsets)
-    expect(computeReusePlan(ix, tree(ix), []).runs.length).toBe(2);
-    expect(computeReusePlan(ix, tree(ix), [], { maxGap: 50 }).runs.length).toBe(1);
+  it('keeps runs apart across a data member it does not fetch, unless maxGap allows it; metadata members between ride along', () => {
+    // Three 600-byte files in members 0, 1, 2 (header blocks inside them), the end marker in member 3; file 1 is installed already.
+    const f = (i: number, c: string) => fileEntry(`d/${i}.bin`, i * 1536, 600, c);
+    const ix: ChunkIndex = {
+      archiveSize: 400, archiveSha256: h('archive'), tarSize: 3 * 1536 + 1024, avgChunk: 16384,
+      members: [0, 1, 2].map((i) => ({ gzOffset: i * 100, gzLength: 100, tarOffset: i * 1536, tarLength: 1536, sha256: h(`m${i}`) })).concat([{ gzOffset: 300, gzLength: 100, tarOffset: 4608, tarLength: 1024, sha256: '' }]),
+      entries: [f(0, 'x'), f(1, 'y'), f(2, 'z')],
+    };
+    const installed = [{ dir: '/s', files: tree(ix).files.filter((x) => x.path === 'd/1.bin') }];
+    expect(computeReusePlan(ix, tree(ix), installed).runs.map((r) => r.members)).toEqual([[0], [2]]);
+    expect(computeReusePlan(ix, tree(ix), installed, { maxGap: 100 }).runs.map((r) => r.members)).toEqual([[0, 2]]);
+    // Member 1 as a metadata member (no hash, no file data): bridged, one run.
+    // (The planner reads only offsets: file 1 is gone and file 2's header group is stretched over member 1.)
+    const meta: ChunkIndex = { ...ix, members: ix.members.map((m, i) => (i === 1 ? { ...m, sha256: '' } : m)), entries: [f(0, 'x'), { ...f(2, 'z'), headerOffset: 1536 }] };
+    expect(computeReusePlan(meta, tree(meta), []).runs.map((r) => r.members)).toEqual([[0, 2]]);
   });
 });
 
@@ -152,5 +164,53 @@ describe('reporting', () => {
     const text = await Promise.resolve(m.registry.render());
     expect(text).toContain('lander_reused_bytes_total{component="server"} 1234');
     expect(text).toContain('lander_download_bytes_total{component="server"} 56');
+  });
+});
+
+describe('chunked gzip layout', () => {
+  /** Runs `tar` through a ChunkedGzip and returns its members and entries. */
+  async function layout(tar: Buffer) {
+    const cg = new ChunkedGzip({ sizes: chunkSizes(4096), smallSizes: chunkSizes(1024), smallFile: 64 * 1024, hugeSizes: chunkSizes(16384), hugeFile: 1 << 20, level: 1 });
+    const out: Buffer[] = [];
+    cg.on('data', (b: Buffer) => out.push(b));
+    await new Promise<void>((resolve, reject) => { cg.on('end', resolve); cg.on('error', reject); cg.end(tar); });
+    return { gz: Buffer.concat(out), members: cg.members, entries: cg.entries };
+  }
+
+  it('keeps file data and metadata in separate members, and sizes chunks by the file', async () => {
+    const tar = await buildTar([
+      { type: 'directory', name: 'd/' },
+      { name: 'd/small.py', content: randomBytes(48 * 1024) },
+      { name: 'd/empty', content: '' },
+      { name: 'd/mid.so', content: randomBytes(512 * 1024 + 7) },
+      { name: 'd/huge.so', content: randomBytes(3 << 20) },
+    ]);
+    const { gz, members, entries } = await layout(tar);
+    expect(gunzipSync(gz).equals(tar)).toBe(true);
+    const files = entries.filter((e) => e.size > 0);
+    const dataOf = (m: { tarOffset: number; tarLength: number }) => files.filter((e) => e.dataOffset < m.tarOffset + m.tarLength && e.dataOffset + e.size > m.tarOffset);
+    const mean: Record<string, number[]> = {};
+    for (const m of members) {
+      const holders = dataOf(m);
+      if (m.sha256 === '') {
+        expect(holders).toEqual([]);
+        continue;
+      }
+      // A data member lies inside one file's data, padding excluded.
+      expect(holders.length).toBe(1);
+      const e = holders[0]!;
+      expect(m.tarOffset).toBeGreaterThanOrEqual(e.dataOffset);
+      expect(m.tarOffset + m.tarLength).toBeLessThanOrEqual(e.dataOffset + e.size);
+      expect(createHash('sha256').update(tar.subarray(m.tarOffset, m.tarOffset + m.tarLength)).digest('hex')).toBe(m.sha256);
+      (mean[e.name] ??= []).push(m.tarLength);
+    }
+    const avg = (n: string) => mean[n]!.reduce((a, b) => a + b, 0) / mean[n]!.length;
+    expect(Math.max(...mean['d/small.py']!)).toBeLessThanOrEqual(4096);
+    expect(Math.max(...mean['d/mid.so']!)).toBeLessThanOrEqual(16384);
+    expect(avg('d/small.py')).toBeLessThan(avg('d/mid.so'));
+    expect(avg('d/mid.so')).toBeLessThan(avg('d/huge.so'));
+    // The index written from it decodes to the same layout.
+    const ix = { archiveSize: gz.length, archiveSha256: h('x'), tarSize: tar.length, avgChunk: 4096, members, entries };
+    expect(decodeIndex(encodeIndex(ix))).toEqual(ix);
   });
 });

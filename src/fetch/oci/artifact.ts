@@ -15,7 +15,7 @@ export const LANDER_ARTIFACT_TYPE = 'application/vnd.lander.component.v1';
 /** The archive layer: a plain `.tar.gz`, so the standard gzip layer type. */
 export const ARCHIVE_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
 /** The chunk index of a chunked archive (README "Chunked archives"): lander's own binary format. */
-export const INDEX_MEDIA_TYPE = 'application/vnd.lander.chunk-index.v1';
+export const INDEX_MEDIA_TYPE = 'application/vnd.lander.chunk-index.v2';
 export const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2, data: 'e30=' } as const;
 export const EMPTY_CONFIG_BYTES = Buffer.from('{}');
 export const TITLE = 'org.opencontainers.image.title';

@@ -21,10 +21,11 @@ import { writeFileAtomic } from '../../base/atomic-file.ts';
 import { backoffDelay, sleep } from '../../base/backoff.ts';
 import type { ExtractLimits, FileRecord } from '../../../workers/protocol.ts';
 import type { ExpectedHeader } from '../../../workers/inflate-protocol.ts';
-import { decodeIndex, INDEX_LIMITS, type ChunkIndex } from './index-format.ts';
+import type { ChunkIndex } from './index-format.ts';
+import { fetchIndexFile, type FetchedIndex } from './index-fetch.ts';
 import { InflatePool } from './inflate-pool.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
-import { computeReusePlan, type LocalSource, type ReusePlan } from './reuse-plan.ts';
+import { computeReusePlan, onlyMetadataBetween, type LocalSource, type ReusePlan } from './reuse-plan.ts';
 import { planTree, type TreePlan } from './tree-plan.ts';
 
 export interface ChunkedInstallRequest {
@@ -85,30 +86,32 @@ const ATTEMPTS_PER_RUN = 50;
 /** Archive bytes per pool job while fetching. */
 const BATCH = 1 << 20;
 
-/** Fetches and verifies the index against the trusted digests. @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID` */
-export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'>, source: RangeSource, signal: AbortSignal): Promise<{ index: ChunkIndex; file: Buffer }> {
-  // A size from a manifest (an OCI layer descriptor) is a claim: never buffer more than any index may be.
-  const file = await source.whole(req.index.url, Math.min(req.index.size ?? INDEX_LIMITS.maxBytes, INDEX_LIMITS.maxBytes), signal);
-  const actual = sha(file);
-  if (actual !== req.index.sha256) {
-    throw new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the chunk index ${req.index.url} has SHA-256 ${actual}, expected ${req.index.sha256}`, { data: { component: req.component, url: req.index.url, expected: req.index.sha256, actual } });
-  }
-  const index = decodeIndex(file);
+/**
+ * Fetches and verifies the index against the trusted digests: its head
+ * against `req.index.sha256`, every page and leaf against the head, taking
+ * those that `kept` (indexes of installed entries) hold instead of fetching
+ * them, and the archive it names against `req.sha256`.
+ *
+ * @throws DigestMismatchError, ArchiveError `ERR_INDEX_MISMATCH` / `ERR_INDEX_INVALID`
+ */
+export async function fetchIndex(req: Pick<ChunkedInstallRequest, 'component' | 'version' | 'sha256' | 'size' | 'index'> & { retries?: number }, source: RangeSource, signal: AbortSignal, kept: readonly Buffer[] = []): Promise<FetchedIndex> {
+  const got = await fetchIndexFile({ component: req.component, version: req.version, url: req.index.url, sha256: req.index.sha256, ...(req.index.size !== undefined ? { size: req.index.size } : {}), ...(req.retries !== undefined ? { retries: req.retries } : {}), archive: { sha256: req.sha256, ...(req.size !== undefined ? { size: req.size } : {}) } }, source, signal, kept);
+  const { index } = got;
   if (index.archiveSha256 !== req.sha256 || (req.size !== undefined && index.archiveSize !== req.size)) {
     throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${index.archiveSha256} (${index.archiveSize} bytes), not the expected ${req.sha256}`, { data: { component: req.component, expected: req.sha256, actual: index.archiveSha256 } });
   }
-  return { index, file };
+  return got;
 }
 
 export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: ChunkedInstallContext): Promise<ChunkedDone> {
   const source = ctx.source ?? httpRangeSource();
-  const { index, file } = await fetchIndex(req, source, ctx.signal);
+  const { index, file, fetched: indexBytes } = await fetchIndex(req, source, ctx.signal, req.sources.flatMap((s) => (s.indexFile ? [s.indexFile] : [])));
   const tree = planTree(index.entries, req.limits, req.component);
   const plan = computeReusePlan(index, tree, req.sources);
   const log = ctx.log ?? (() => undefined);
   log('info', 'install.chunked-plan', { links: plan.links.length, copies: plan.copies.length, fetch: plan.fetch.length, members: index.members.length, runs: plan.runs.length, fetchBytes: plan.fetchBytes, reusedBytes: plan.reusedBytes }, 'chunked install planned');
   const pool = new InflatePool(req.workers);
-  const job = new ChunkedJob(req, ctx, source, index, tree, plan, pool, file.length);
+  const job = new ChunkedJob(req, ctx, source, index, tree, plan, pool, indexBytes);
   try {
     await job.run();
     return {
@@ -291,13 +294,14 @@ class ChunkedJob {
       if (attempt >= ATTEMPTS_PER_RUN) throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.req.component} ${this.req.version}: ${ATTEMPTS_PER_RUN} range attempts for one run`, { data: { component: this.req.component } });
       this.ctx.signal.throwIfAborted();
       const url = this.req.urls[Math.min(this.req.urls.length - 1, Math.floor(failures / (this.req.retries + 1)))]!;
-      // Contiguous members from `next` form one range.
+      // Members from `next` form one range while only metadata members (never fetched for their own sake) lie between them; those bytes are dropped.
       let last = next;
-      while (last + 1 < members.length && members[last + 1] === members[last]! + 1) last++;
+      while (last + 1 < members.length && onlyMetadataBetween(ms, members[last]!, members[last + 1]!)) last++;
       const start = ms[members[next]!]!.gzOffset;
       const end = ms[members[last]!]!.gzOffset + ms[members[last]!]!.gzLength;
       const before = next;
-      let pending: Buffer[] = []; // bytes from the batch's first member on
+      let pending: Buffer[] = []; // bytes received from archive offset `pendingAt` on
+      let pendingAt = start;
       let received = start; // archive offset reached
       let batchFrom = next;
       const dispatch = () => {
@@ -306,11 +310,15 @@ class ChunkedJob {
         const to = ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength;
         const all = Buffer.concat(pending);
         const gz = ownBuffer(to - from);
-        all.copy(gz, 0, 0, to - from);
-        pending = all.length > to - from ? [all.subarray(to - from)] : [];
+        // Bytes before `from` are metadata members between batches: dropped.
+        all.copy(gz, 0, from - pendingAt, to - pendingAt);
+        pending = all.length > to - pendingAt ? [all.subarray(to - pendingAt)] : [];
+        pendingAt = to;
         const batch = members.slice(batchFrom, next);
         batchFrom = next;
-        jobs.push(this.track(this.pool.run(this.memberJob(batch, gz, from)).then(() => {
+        // The metadata members between them arrived too: their tar headers are checked against the index on the way.
+        const checked = batch.flatMap((m, i) => (i === 0 ? [m] : [...Array.from({ length: m - batch[i - 1]! - 1 }, (_, k) => batch[i - 1]! + 1 + k), m]));
+        jobs.push(this.track(this.pool.run(this.memberJob(checked, gz, from)).then(() => {
           for (const m of batch) this.verified.add(m);
           return this.writeJournal(false);
         })));

@@ -24,6 +24,8 @@ export interface LocalSource {
   files: readonly FileRecord[];
   /** The entry's chunk index, when it was installed from a chunked archive. */
   index?: ChunkIndex;
+  /** That index's file: a new index's pages and leaves with the same hashes are taken from it, not fetched. */
+  indexFile?: Buffer;
 }
 
 export interface LinkOp {
@@ -126,7 +128,8 @@ export function computeReusePlan(index: ChunkIndex, tree: TreePlan, sources: rea
   for (const m of fetch) {
     const mem = index.members[m]!;
     const last = runs[runs.length - 1];
-    if (last && mem.gzOffset - last.end <= maxGap) {
+    // Metadata members (headers, padding) between two fetched ones ride along: a cold install is then one run, not one per file.
+    if (last && (mem.gzOffset - last.end <= maxGap || onlyMetadataBetween(index.members, last.members[last.members.length - 1]!, m))) {
       last.end = mem.gzOffset + mem.gzLength;
       last.members.push(m);
     } else runs.push({ start: mem.gzOffset, end: mem.gzOffset + mem.gzLength, members: [m] });
@@ -140,6 +143,12 @@ export function computeReusePlan(index: ChunkIndex, tree: TreePlan, sources: rea
     reusedBytes: links.reduce((n, l) => n + l.size, 0) + copies.reduce((n, c) => n + c.length, 0),
     fetchBytes: runs.reduce((n, r) => n + r.end - r.start, 0),
   };
+}
+
+/** True when every member strictly between `a` and `b` is a metadata member (no hash, no file data). */
+export function onlyMetadataBetween(members: readonly { sha256: string }[], a: number, b: number): boolean {
+  for (let i = a + 1; i < b; i++) if (members[i]!.sha256 !== '') return false;
+  return true;
 }
 
 /**

@@ -30,7 +30,7 @@ export async function reuseSources(store: SourceStore, component: string, max = 
     } catch {
       index = undefined;
     }
-    out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(index ? { index } : {}) });
+    out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(index && file ? { index, indexFile: file } : {}) });
   }
   return out;
 }
