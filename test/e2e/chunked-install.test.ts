@@ -122,7 +122,7 @@ describe('chunked install', () => {
     expect((await lstat(path.join(root, e1!, same))).ino).toBe((await lstat(path.join(root, e2!, same))).ino);
     // Nothing of the resume files is left once the entry is committed.
     const index = decodeIndex(await readFile(path.join(out['2.0']!, `${asset('2.0')}.index`)));
-    await expect(stat(path.join(root, 'downloads', `${index.archiveSha256}.chunks`))).rejects.toThrow();
+    for (const leftover of ['', '.json', '.tree', '.prev']) await expect(stat(path.join(root, 'downloads', `${index.archiveSha256}.chunks${leftover}`))).rejects.toThrow();
   });
 
   describe('refuses, leaving current untouched', () => {

@@ -28,14 +28,6 @@ async function member(job: MemberJob): Promise<void> {
   const files = new Map<string, number>();
   try {
     for (const spec of job.members) memberOne(job.gz.subarray(spec.gzStart, spec.gzStart + spec.gzLength), spec, files);
-    if (job.part) {
-      const fd = openSync(job.part.path, WRITE);
-      try {
-        writeAllSync(fd, job.gz, job.part.offset);
-      } finally {
-        closeSync(fd);
-      }
-    }
   } finally {
     for (const fd of files.values()) closeSync(fd);
   }
