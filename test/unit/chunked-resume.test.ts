@@ -17,6 +17,7 @@ import { filesToHash } from '../../src/install/chunked/file-checks.ts';
 import { decodeIndex } from '../../src/install/chunked/index-format.ts';
 import { httpRangeSource, type RangeSource } from '../../src/install/chunked/range-source.ts';
 import { computeReusePlan } from '../../src/install/chunked/reuse-plan.ts';
+import { fromRanges, toRanges } from '../../src/install/chunked/resume-tree.ts';
 import { planTree } from '../../src/install/chunked/tree-plan.ts';
 import { writeTarGz } from '../../src/pack/pack-dir.ts';
 import { walkSource } from '../../src/pack/walk.ts';
@@ -95,12 +96,13 @@ describe('chunked install: resume from the interrupted tree', () => {
     const ac = new AbortController();
     const source = countingSource({ stopAfter: 1_500_000, ac, journal: `${part}.json` });
     await expect(runChunkedInstall(request('s1', part), { signal: ac.signal, source })).rejects.toThrow();
-    const journal = JSON.parse(await readFile(`${part}.json`, 'utf8')) as { members: number[]; in: string };
-    expect(journal.members.length).toBeGreaterThan(0);
+    const journal = JSON.parse(await readFile(`${part}.json`, 'utf8')) as { ranges: [number, number][]; in: string };
+    const members = fromRanges(journal.ranges);
+    expect(members.length).toBeGreaterThan(0);
     expect(journal.in).toBe('tree');
     expect((await stat(`${part}.tree`)).isDirectory()).toBe(true);
     await expect(stat(path.join(dir, 's1'))).rejects.toThrow(); // the staging folder is never left half-built
-    return journal.members;
+    return members;
   };
 
   it('copies the verified members from the old tree, fetches only the rest, and ends exact', async () => {
@@ -140,6 +142,13 @@ describe('chunked install: resume from the interrupted tree', () => {
     expect(events.some((e) => e.event === 'install.chunked-resume')).toBe(true);
     expect(events.find((e) => e.event === 'install.chunked-resume-failed')?.fields.files).toBe(1);
     await expectExactTree(path.join(dir, 's3'));
+  });
+});
+
+describe('the resume journal', () => {
+  it('lists members as ranges and reads them back; malformed ranges are dropped', () => {
+    expect(toRanges([5, 1, 2, 3, 9, 10, 3])).toEqual([[1, 4], [5, 6], [9, 11]]);
+    expect(fromRanges([[1, 4], [9, 11], ['x', 2], [3], [-1, 2]])).toEqual([1, 2, 3, 9, 10]);
   });
 });
 

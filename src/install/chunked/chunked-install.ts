@@ -88,7 +88,7 @@ export interface ChunkedDone {
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
 /** Archive bytes per pool job while fetching (one message, one open per file per batch). */
-const BATCH = 1 << 20;
+const BATCH = 2 << 20;
 /** Long runs are fetched in segments of about this many archive bytes, several at a time. */
 const SEGMENT = 8 << 20;
 const CONNECTIONS = 4;
@@ -205,7 +205,7 @@ class ChunkedJob {
       failure: () => this.failure,
       received: (n) => { this.fetched += n; this.progress(); },
       dispatch: (batch, gz, at) => { this.jobs.push(this.memberJobRun(batch, gz, at)); },
-      room: () => this.pool.below(this.pool.size * 2),
+      room: () => this.pool.below(this.pool.size),
       log: (level, event, fields, msg) => this.log(level, event, fields, msg),
     };
     let next = 0;
@@ -316,11 +316,14 @@ class ChunkedJob {
 
   /** The journal: the verified members, at most every 250 ms while fetching (a crash loses at most those). */
   private async writeJournal(force: boolean): Promise<void> {
-    const now = performance.now();
-    if (!force && now - this.lastJournal < 250) return;
-    this.lastJournal = now;
-    await writeJournal(this.paths, this.req.sha256, this.verified, 'tree');
+    if (!force && (this.journaling || performance.now() - this.lastJournal < 250)) return;
+    while (this.journaling) await this.journaling; // one write at a time: they share the temp file
+    this.lastJournal = performance.now();
+    this.journaling = writeJournal(this.paths, this.req.sha256, this.verified, 'tree').finally(() => { this.journaling = undefined; });
+    await this.journaling;
   }
+
+  private journaling: Promise<void> | undefined;
 
   /**
    * Files against their content hash in the index where their bytes did not

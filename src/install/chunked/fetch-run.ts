@@ -38,9 +38,10 @@ export interface RunFetchContext {
   log(level: 'warn', event: string, fields: Record<string, unknown>, msg: string): void;
 }
 
-/** A buffer over its own ArrayBuffer: the pool can transfer it to a worker. */
+/** A buffer over its own ArrayBuffer (the pool can transfer it to a worker), not zero-filled: every byte is written before it is used. */
 function ownBuffer(n: number): Buffer {
-  return Buffer.from(new ArrayBuffer(n));
+  const b = Buffer.allocUnsafeSlow(n);
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(new ArrayBuffer(n));
 }
 
 /** Fetches `members` (ascending; neighbours share one range) with as few ranges as a breaking server allows. */
@@ -107,7 +108,7 @@ export async function fetchRun(ctx: RunFetchContext, members: readonly number[])
       if (next <= last) throw new Error(`the range ended at ${received}, before member ${members[next]} ended`);
     } catch (err) {
       flush(); // what arrived whole is kept
-      if (ctx.signal.aborted || hasCode(err, 'ERR_RANGE_UNSUPPORTED') || (err instanceof LanderError && !(err instanceof DownloadError))) throw err;
+      if (err === ctx.failure() || ctx.signal.aborted || hasCode(err, 'ERR_RANGE_UNSUPPORTED') || (err instanceof LanderError && !(err instanceof DownloadError))) throw err;
       failures = next > before ? 0 : failures + 1;
       if (failures > (ctx.retries + 1) * ctx.urls.length) {
         throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${ctx.component} ${ctx.version}: ${(err as Error).message}`, { cause: err, data: { component: ctx.component, url } });

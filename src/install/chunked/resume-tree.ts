@@ -5,7 +5,7 @@
  *
  * The tree is built in `<partPath>.tree` (not under the store's `staging/`,
  * which a restart empties) and renamed to the staging folder once complete.
- * `<partPath>.json` lists the members whose bytes were checked (SHA-256
+ * `<partPath>.json` lists (as ranges) the members whose bytes were checked (SHA-256
  * against the index) and written into that tree. A later run moves the old
  * tree aside to `<partPath>.prev`, builds a fresh tree, and copies the
  * listed members' file pieces from the old one: the old tree is only ever
@@ -13,8 +13,7 @@
  * against the index's content hash before the install is done; a file that
  * fails has its members fetched after all.
  */
-import { readFile, rename, rm, stat } from 'node:fs/promises';
-import { writeFileAtomic } from '../../base/atomic-file.ts';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { ReusePlan } from './reuse-plan.ts';
 
 export interface ResumePaths {
@@ -41,8 +40,8 @@ export async function takeUpEarlierRun(p: ResumePaths, archiveSha256: string): P
   let listed: number[] = [];
   let where: unknown;
   try {
-    const j = JSON.parse(await readFile(p.journal, 'utf8')) as { archive?: unknown; members?: unknown; in?: unknown };
-    if (j.archive === archiveSha256 && Array.isArray(j.members)) listed = j.members.filter((m): m is number => Number.isInteger(m));
+    const j = JSON.parse(await readFile(p.journal, 'utf8')) as { archive?: unknown; ranges?: unknown; in?: unknown };
+    if (j.archive === archiveSha256 && Array.isArray(j.ranges)) listed = fromRanges(j.ranges);
     where = j.in;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
@@ -62,9 +61,36 @@ export async function takeUpEarlierRun(p: ResumePaths, archiveSha256: string): P
   return [];
 }
 
-/** Records that `members` are verified and written in `where`. */
+/**
+ * Records that `members` are verified and written in `where`, as ranges
+ * `[first, end)` (a cold install's members are one range). Replaced by a
+ * rename, not fsynced: the tree's bytes are not fsynced either, and a file
+ * a journal overstates fails its hash on resume and is fetched again.
+ */
 export async function writeJournal(p: ResumePaths, archiveSha256: string, members: Iterable<number>, where: 'tree' | 'prev'): Promise<void> {
-  await writeFileAtomic(p.journal, JSON.stringify({ archive: archiveSha256, in: where, members: [...members].sort((a, b) => a - b) }) + '\n');
+  const tmp = `${p.journal}.tmp`;
+  await writeFile(tmp, JSON.stringify({ archive: archiveSha256, in: where, ranges: toRanges(members) }) + '\n');
+  await rename(tmp, p.journal);
+}
+
+export function toRanges(members: Iterable<number>): [number, number][] {
+  const out: [number, number][] = [];
+  for (const m of [...members].sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last && last[1] === m) last[1]++;
+    else if (!last || last[1] < m) out.push([m, m + 1]);
+  }
+  return out;
+}
+
+/** The members of `[first, end)` ranges; anything malformed is dropped (and then fetched). */
+export function fromRanges(ranges: unknown[]): number[] {
+  const out: number[] = [];
+  for (const r of ranges) {
+    if (!Array.isArray(r) || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) || r[0] < 0 || r[1] - r[0] > 10_000_000) continue;
+    for (let m = r[0] as number; m < (r[1] as number); m++) out.push(m);
+  }
+  return out;
 }
 
 /** Drops the tree, the old tree and the journal (once the entry is committed, or the archive is no longer wanted). */
@@ -72,6 +98,7 @@ export async function removeResume(p: ResumePaths): Promise<void> {
   await rm(p.tree, { recursive: true, force: true });
   await rm(p.prev, { recursive: true, force: true });
   await rm(p.journal, { force: true });
+  await rm(`${p.journal}.tmp`, { force: true });
 }
 
 /** A run of resumed bytes of one file: copy `length` bytes at `offset` from the old tree's file to the new one's. */
