@@ -169,8 +169,12 @@ class ChunkedJob {
   }
 
   private abs(rel: string): string {
-    return path.join(this.paths.tree, rel);
+    let a = this.absPaths.get(rel);
+    if (a === undefined) this.absPaths.set(rel, (a = path.join(this.paths.tree, rel)));
+    return a;
   }
+
+  private readonly absPaths = new Map<string, string>();
 
   private progress(): void {
     this.ctx.onProgress?.({ fetchedBytes: this.fetched, reusedBytes: this.plan.reusedBytes, fetchTotal: this.plan.fetchBytes });
@@ -205,7 +209,7 @@ class ChunkedJob {
       failure: () => this.failure,
       received: (n) => { this.fetched += n; this.progress(); },
       dispatch: (batch, gz, at) => { this.jobs.push(this.memberJobRun(batch, gz, at)); },
-      room: () => this.pool.below(this.pool.size),
+      room: () => this.pool.below(this.pool.size * 2),
       log: (level, event, fields, msg) => this.log(level, event, fields, msg),
     };
     let next = 0;
