@@ -13,6 +13,6 @@ const done = await runChunkedInstall({
   limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
   ...(job.workers ? { workers: job.workers } : {}),
   ...(job.connections ? { connections: job.connections } : {}),
-}, { signal: new AbortController().signal });
+}, { signal: new AbortController().signal, log: (level, event, fields) => { if (level === 'warn') process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`); } });
 const ru = process.resourceUsage();
 process.stdout.write(`${JSON.stringify({ innerMs: performance.now() - t0, cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000, maxRssKiB: ru.maxRSS, bytes: done.bytes })}\n`);
