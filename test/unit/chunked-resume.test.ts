@@ -17,7 +17,7 @@ import { filesToHash } from '../../src/install/chunked/file-checks.ts';
 import { decodeIndex } from '../../src/install/chunked/index-format.ts';
 import { httpRangeSource, type RangeSource } from '../../src/install/chunked/range-source.ts';
 import { computeReusePlan } from '../../src/install/chunked/reuse-plan.ts';
-import { fromRanges, toRanges } from '../../src/install/chunked/resume-tree.ts';
+import { fromRanges, MemberSet, toRanges } from '../../src/install/chunked/resume-tree.ts';
 import { planTree } from '../../src/install/chunked/tree-plan.ts';
 import { writeTarGz } from '../../src/pack/pack-dir.ts';
 import { walkSource } from '../../src/pack/walk.ts';
@@ -149,6 +149,9 @@ describe('the resume journal', () => {
   it('lists members as ranges and reads them back; malformed ranges are dropped', () => {
     expect(toRanges([5, 1, 2, 3, 9, 10, 3])).toEqual([[1, 4], [5, 6], [9, 11]]);
     expect(fromRanges([[1, 4], [9, 11], ['x', 2], [3], [-1, 2]])).toEqual([1, 2, 3, 9, 10]);
+    const set = new MemberSet(12);
+    for (const m of [5, 1, 2, 3, 9, 10, 11, 3]) set.add(m);
+    expect(set.ranges()).toEqual([[1, 4], [5, 6], [9, 12]]);
   });
 });
 

@@ -29,7 +29,7 @@ import { filesToHash, type FileOp } from './file-checks.ts';
 import { InflatePool } from './inflate-pool.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
 import { computeReusePlan, type LocalSource, type ReusePlan } from './reuse-plan.ts';
-import { resumeCopies, resumePaths, takeUpEarlierRun, writeJournal, type ResumePaths } from './resume-tree.ts';
+import { MemberSet, resumeCopies, resumePaths, takeUpEarlierRun, writeJournal, type ResumePaths } from './resume-tree.ts';
 import { planTree, type TreePlan } from './tree-plan.ts';
 
 export interface ChunkedInstallRequest {
@@ -135,7 +135,6 @@ export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: Chunked
 
 class ChunkedJob {
   fetched: number;
-  private readonly verified = new Set<number>();
   private lastJournal = 0;
   private readonly req: ChunkedInstallRequest;
   private readonly ctx: ChunkedInstallContext;
@@ -149,7 +148,10 @@ class ChunkedJob {
     this.req = req; this.ctx = ctx; this.source = source; this.index = index; this.tree = tree; this.plan = plan; this.pool = pool;
     this.fetched = indexBytes;
     this.paths = resumePaths(req.partPath);
+    this.verified = new MemberSet(index.members.length);
   }
+
+  private readonly verified: MemberSet;
 
   private readonly paths: ResumePaths;
   /** Files that receive pieces resumed from an interrupted run: hashed at the end. */
@@ -323,7 +325,7 @@ class ChunkedJob {
     if (!force && (this.journaling || performance.now() - this.lastJournal < 250)) return;
     while (this.journaling) await this.journaling; // one write at a time: they share the temp file
     this.lastJournal = performance.now();
-    this.journaling = writeJournal(this.paths, this.req.sha256, this.verified, 'tree').finally(() => { this.journaling = undefined; });
+    this.journaling = writeJournal(this.paths, this.req.sha256, this.verified.ranges(), 'tree').finally(() => { this.journaling = undefined; });
     await this.journaling;
   }
 

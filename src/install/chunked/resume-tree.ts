@@ -21,7 +21,7 @@ export interface ResumePaths {
   tree: string;
   /** An interrupted run's tree, read from while resuming. */
   prev: string;
-  /** The verified members: `{ archive, members }`. */
+  /** The verified members: `{ archive, in, ranges }`. */
   journal: string;
 }
 
@@ -54,7 +54,7 @@ export async function takeUpEarlierRun(p: ResumePaths, archiveSha256: string): P
   await rm(p.prev, { recursive: true, force: true });
   if (listed.length > 0 && where !== 'prev' && await isDir(p.tree)) {
     await rename(p.tree, p.prev);
-    await writeJournal(p, archiveSha256, listed, 'prev');
+    await writeJournal(p, archiveSha256, toRanges(listed), 'prev');
     return listed;
   }
   await rm(p.tree, { recursive: true, force: true });
@@ -62,15 +62,39 @@ export async function takeUpEarlierRun(p: ResumePaths, archiveSha256: string): P
 }
 
 /**
- * Records that `members` are verified and written in `where`, as ranges
- * `[first, end)` (a cold install's members are one range). Replaced by a
+ * Records that the members of `ranges` (`[first, end)`) are verified and
+ * written in `where` (a cold install's members are one range). Replaced by a
  * rename, not fsynced: the tree's bytes are not fsynced either, and a file
  * a journal overstates fails its hash on resume and is fetched again.
  */
-export async function writeJournal(p: ResumePaths, archiveSha256: string, members: Iterable<number>, where: 'tree' | 'prev'): Promise<void> {
+export async function writeJournal(p: ResumePaths, archiveSha256: string, ranges: [number, number][], where: 'tree' | 'prev'): Promise<void> {
   const tmp = `${p.journal}.tmp`;
-  await writeFile(tmp, JSON.stringify({ archive: archiveSha256, in: where, ranges: toRanges(members) }) + '\n');
+  await writeFile(tmp, JSON.stringify({ archive: archiveSha256, in: where, ranges }) + '\n');
   await rename(tmp, p.journal);
+}
+
+/** Members as a bitmap: adding is O(1), listing them as ranges one linear pass (no sort on the event loop). */
+export class MemberSet {
+  private readonly bits: Uint8Array;
+  constructor(members: number) {
+    this.bits = new Uint8Array(members);
+  }
+
+  add(m: number): void {
+    this.bits[m] = 1;
+  }
+
+  ranges(): [number, number][] {
+    const out: [number, number][] = [];
+    const b = this.bits;
+    for (let m = 0; m < b.length; m++) {
+      if (!b[m]) continue;
+      const from = m;
+      while (m + 1 < b.length && b[m + 1]) m++;
+      out.push([from, m + 1]);
+    }
+    return out;
+  }
 }
 
 export function toRanges(members: Iterable<number>): [number, number][] {
