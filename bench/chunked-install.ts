@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   const variants = ['chunked', 'chunked-1', 'three-pass', 'pigz'] as const;
   const times = new Map<string, number[]>(variants.map((v) => [v, []]));
   const cpu = new Map<string, number[]>(variants.map((v) => [v, []]));
+  const rss = new Map<string, number[]>(variants.map((v) => [v, []]));
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (let i = 0; i < variants.length; i++) {
@@ -85,11 +86,12 @@ async function main(): Promise<void> {
           r = await run(process.execPath, [CHILD, JSON.stringify({ url, indexUrl: `${url}.index`, sha256: rel.sha256, indexSha256: rel.indexSha256, dir, part, ...(v === 'chunked-1' ? { workers: 1 } : {}) })]);
         }
         times.get(v)!.push(r.ms);
-        const c = r.stdout.trim() ? (JSON.parse(r.stdout.trim().split('\n').pop()!) as { cpuMs?: number }).cpuMs : undefined;
-        if (c !== undefined) cpu.get(v)!.push(c);
+        const out = r.stdout.trim() ? (JSON.parse(r.stdout.trim().split('\n').pop()!) as { cpuMs?: number; maxRssKiB?: number }) : {};
+        if (out.cpuMs !== undefined) cpu.get(v)!.push(out.cpuMs);
+        if (out.maxRssKiB !== undefined) rss.get(v)!.push(out.maxRssKiB / 1024);
+        console.error(`rep ${rep} ${v}: ${(r.ms / 1000).toFixed(2)} s${out.cpuMs !== undefined ? `, CPU ${(out.cpuMs / 1000).toFixed(2)} s` : ''}${out.maxRssKiB !== undefined ? `, peak RSS ${(out.maxRssKiB / 1024).toFixed(0)} MiB` : ''} (load ${os.loadavg()[0]!.toFixed(1)})`);
         await rm(dir, { recursive: true, force: true });
-        await rm(part, { force: true });
-        await rm(`${part}.json`, { force: true });
+        for (const leftover of ['', '.json', '.tree', '.prev']) await rm(`${part}${leftover}`, { recursive: true, force: true });
       }
     }
   } finally {
@@ -97,8 +99,8 @@ async function main(): Promise<void> {
   }
   const base = median(times.get('three-pass')!);
   const pigz = median(times.get('pigz')!);
-  const rows = variants.map((v) => `| ${v} | ${(median(times.get(v)!) / 1000).toFixed(2)} s | ${(median(times.get(v)!) / base).toFixed(2)} | ${(median(times.get(v)!) / pigz).toFixed(2)} | ${cpu.get(v)!.length ? `${(median(cpu.get(v)!) / 1000).toFixed(2)} s` : '—'} |`);
-  console.log(`cuda-libs ${(rel.bytes / MB).toFixed(0)} MB chunked archive, ${os.availableParallelism()} cores, ${srv.kind}, medians of ${reps}\n\n| variant | wall | vs three-pass | vs curl\\|pigz\\|tar | CPU (node) |\n|---|---|---|---|---|\n${rows.join('\n')}`);
+  const rows = variants.map((v) => `| ${v} | ${(median(times.get(v)!) / 1000).toFixed(2)} s | ${(median(times.get(v)!) / base).toFixed(2)} | ${(median(times.get(v)!) / pigz).toFixed(2)} | ${cpu.get(v)!.length ? `${(median(cpu.get(v)!) / 1000).toFixed(2)} s` : '—'} | ${rss.get(v)!.length ? `${median(rss.get(v)!).toFixed(0)} MiB` : '—'} |`);
+  console.log(`cuda-libs ${(rel.bytes / MB).toFixed(0)} MB chunked archive, ${os.availableParallelism()} cores, ${srv.kind}, medians of ${reps}\n\n| variant | wall | vs three-pass | vs curl\\|pigz\\|tar | CPU (node) | peak RSS |\n|---|---|---|---|---|---|\n${rows.join('\n')}`);
   void createHash; void stat;
 }
 

@@ -40,14 +40,12 @@ export interface MemberSpec {
   zerosFrom?: number;
 }
 
-/** Neighbouring members, checked and written one by one; `gz` is also written to `part` for a resume. */
+/** Neighbouring members, checked and written one by one (`gz` is transferred, not copied). */
 export interface MemberJob {
   type: 'member';
   id: number;
   gz: Uint8Array;
   members: MemberSpec[];
-  /** The part file (it exists) and the archive offset of `gz[0]`. */
-  part?: { path: string; offset: number };
 }
 
 export interface CopyJob {

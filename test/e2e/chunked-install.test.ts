@@ -9,6 +9,7 @@
  * archive, a flipped byte in the index's head, or in a page or leaf it
  * fetches, is refused with `current` untouched.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeIndex, indexDigest, leafParts, parseHead } from '../../src/install/chunked/index-format.ts';
 import { knownParts, planIndexRuns } from '../../src/install/chunked/index-fetch.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
-import { complaints, parseLogs, runLander, startLander } from '../helpers/lander-cli.ts';
+import { complaints, landerArgv, parseLogs, runLander, startLander } from '../helpers/lander-cli.ts';
 import { prng } from '../helpers/crash-campaign.ts';
 import { snapshotTree } from '../helpers/release.ts';
 import { libBytes, makeSourceTree, textBytes } from '../helpers/source-tree.ts';
@@ -135,7 +136,7 @@ describe('chunked install', () => {
     expect((await lstat(path.join(root, e1!, same))).ino).toBe((await lstat(path.join(root, e2!, same))).ino);
     // Nothing of the resume files is left once the entry is committed.
     const index = decodeIndex(await readFile(path.join(out['2.0']!, `${asset('2.0')}.index`)));
-    await expect(stat(path.join(root, 'downloads', `${index.archiveSha256}.chunks`))).rejects.toThrow();
+    for (const leftover of ['', '.json', '.tree', '.prev']) await expect(stat(path.join(root, 'downloads', `${index.archiveSha256}.chunks${leftover}`))).rejects.toThrow();
   });
 
   describe('refuses, leaving current untouched', () => {
@@ -266,6 +267,33 @@ describe('chunked install', () => {
       const failed = r.logs.find((l) => l.event === 'install.failed');
       expect(['ERR_MEMBER_CORRUPT', 'ERR_INDEX_MISMATCH'], JSON.stringify(failed)).toContain((failed?.err as { code?: string } | undefined)?.code);
       await expect(lstat(path.join(root, 'current'))).rejects.toThrow();
+    } finally {
+      root = saved;
+    }
+  });
+
+  it('makes the tree durable before it is visible: a syncfs of the built tree comes before its rename into staging (strace)', async () => {
+    const haveStrace = spawnSync('strace', ['-V']).status === 0;
+    if (!haveStrace && process.env.CI === 'true') throw new Error('needs strace (Debian package strace)');
+    if (!haveStrace) return console.warn('chunked durability: skipped, strace is not installed');
+    const saved = root;
+    root = path.join(work, 'root-durable');
+    try {
+      await publishRelease('1.0');
+      const trace = path.join(work, 'durable.trace');
+      const { cmd, argv } = landerArgv(['install', '--config', configPath]);
+      // Not spawnSync: the test's own HTTP server must keep answering meanwhile.
+      const child = spawn('strace', ['-f', '-qq', '-y', '-e', 'trace=syncfs,rename,renameat,renameat2', '-o', trace, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+      const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(status, stderr).toBe(0);
+      const lines = (await readFile(trace, 'utf8')).split('\n');
+      const synced = lines.findIndex((l) => /syncfs\(\d+<[^>]*\.chunks\.tree>\)/.test(l));
+      const renamed = lines.findIndex((l) => /rename.*\.chunks\.tree".*staging/.test(l));
+      expect(synced, lines.filter((l) => /syncfs|chunks/.test(l)).join('\n')).toBeGreaterThanOrEqual(0);
+      expect(renamed).toBeGreaterThan(synced);
+      expect(await snapshotTree(path.join(root, 'current'))).toEqual(await snapshotTree(src['1.0']!));
     } finally {
       root = saved;
     }

@@ -1,32 +1,38 @@
 /**
  * The indexed install: fetch and verify the index, plan the tree and the
- * reuse, create the tree in a fresh staging folder, then fill it: whole
- * unchanged files hard-linked to installed store entries, reused members
- * copied from installed files, the other members fetched in coalesced Range
- * runs, each inflated and checked (SHA-256, tar headers) by the worker pool
- * and written at its offsets. Every file's content hash is checked last.
+ * reuse, create the tree in a fresh folder, then fill it: whole unchanged
+ * files hard-linked to installed store entries, reused members copied from
+ * installed files, the other members fetched in coalesced Range runs over
+ * several connections (fetch-run.ts), each inflated and checked (SHA-256,
+ * tar headers) by the worker pool and written at its offsets as it
+ * arrives. Files holding bytes from anywhere but a member verified in this
+ * run are hashed last (file-checks.ts); then the tree becomes the staging
+ * folder.
  *
  * Trust: the index is used only if its SHA-256 equals the trusted one and it
  * names the trusted archive digest; a member is written only after its own
- * hash matches the index. Resume: fetched members are kept in
- * `<partPath>` at their archive offsets and listed in `<partPath>.json` once
- * verified; a later run re-checks and uses them instead of fetching.
+ * hash matches the index. Resume: the tree is built at `<partPath>.tree` and
+ * `<partPath>.json` lists the members verified into it; a later run copies
+ * those from the old tree and hashes the files they land in
+ * (resume-tree.ts). No fetched byte is written twice.
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { chmod, link, mkdir, open, readFile, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { AbortError, ArchiveError, DigestMismatchError, DownloadError, LanderError, StoreError, hasCode } from '../../base/errors.ts';
-import { writeFileAtomic } from '../../base/atomic-file.ts';
-import { backoffDelay, sleep } from '../../base/backoff.ts';
+import { AbortError, ArchiveError, DigestMismatchError, LanderError, StoreError, hasCode } from '../../base/errors.ts';
 import type { ExtractLimits, FileRecord } from '../../../workers/protocol.ts';
 import type { ExpectedHeader } from '../../../workers/inflate-protocol.ts';
 import type { ChunkIndex } from './index-format.ts';
 import { fetchIndexFile, type FetchedIndex } from './index-fetch.ts';
+import { fetchRun, segmentRuns, type RunFetchContext } from './fetch-run.ts';
+import { filesToHash, type FileOp } from './file-checks.ts';
 import { InflatePool } from './inflate-pool.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
-import { computeReusePlan, onlyMetadataBetween, type LocalSource, type ReusePlan } from './reuse-plan.ts';
+import { computeReusePlan, withMetadataBetween, type LocalSource, type ReusePlan } from './reuse-plan.ts';
+import { MemberSet, resumeCopies, resumePaths, takeUpEarlierRun, writeJournal, type ResumePaths } from './resume-tree.ts';
 import { planTree, type TreePlan } from './tree-plan.ts';
+import { flushTree } from '../flush.ts';
 
 export interface ChunkedInstallRequest {
   component: string;
@@ -40,7 +46,7 @@ export interface ChunkedInstallRequest {
   index: { url: string; sha256: string; size?: number };
   /** Must not exist; created with mode 0700. */
   stagingDir: string;
-  /** Fetched members at their archive offsets; `<partPath>.json` lists the verified ones. */
+  /** Resume state: the tree is built at `<partPath>.tree`, `<partPath>.json` lists the members verified into it. */
   partPath: string;
   limits: ExtractLimits;
   /** Installed store entries to reuse from. */
@@ -50,6 +56,8 @@ export interface ChunkedInstallRequest {
   backoffMaxMs: number;
   /** @default os.availableParallelism() */
   workers?: number;
+  /** Range requests at a time. @default 4 */
+  connections?: number;
 }
 
 export interface ChunkedProgress {
@@ -81,10 +89,11 @@ export interface ChunkedDone {
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-/** A hard cap on range attempts per run even while each makes progress. */
-const ATTEMPTS_PER_RUN = 50;
-/** Archive bytes per pool job while fetching. */
-const BATCH = 1 << 20;
+/** Archive bytes per pool job while fetching (one message, one open per file per batch). */
+const BATCH = 2 << 20;
+/** Long runs are fetched in segments of about this many archive bytes, several at a time. */
+const SEGMENT = 8 << 20;
+const CONNECTIONS = 4;
 
 /**
  * Fetches and verifies the index against the trusted digests: its head
@@ -121,6 +130,7 @@ export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: Chunked
   } catch (e) {
     let err = e;
     if (ctx.signal.aborted && !(err instanceof LanderError && !hasCode(err, 'ERR_ABORTED'))) err = new AbortError(`Cannot install ${req.component} ${req.version}: aborted`, { cause: e });
+    // The tree stays for a later run to resume from (resume-tree.ts); the staging folder is the caller's.
     await rm(req.stagingDir, { recursive: true, force: true });
     throw err;
   } finally {
@@ -130,7 +140,6 @@ export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: Chunked
 
 class ChunkedJob {
   fetched: number;
-  private readonly verified = new Set<number>();
   private lastJournal = 0;
   private readonly req: ChunkedInstallRequest;
   private readonly ctx: ChunkedInstallContext;
@@ -143,7 +152,15 @@ class ChunkedJob {
   constructor(req: ChunkedInstallRequest, ctx: ChunkedInstallContext, source: RangeSource, index: ChunkIndex, tree: TreePlan, plan: ReusePlan, pool: InflatePool, indexBytes: number) {
     this.req = req; this.ctx = ctx; this.source = source; this.index = index; this.tree = tree; this.plan = plan; this.pool = pool;
     this.fetched = indexBytes;
+    this.paths = resumePaths(req.partPath);
+    this.verified = new MemberSet(index.members.length);
   }
+
+  private readonly verified: MemberSet;
+
+  private readonly paths: ResumePaths;
+  /** Files that receive pieces resumed from an interrupted run: hashed at the end. */
+  private readonly resumedFiles = new Set<string>();
 
   /** The first job failure: fetching stops at the next chunk instead of going on to no purpose. */
   private failure: unknown;
@@ -159,41 +176,79 @@ class ChunkedJob {
   }
 
   private abs(rel: string): string {
-    return path.join(this.req.stagingDir, rel);
+    let a = this.absPaths.get(rel);
+    if (a === undefined) this.absPaths.set(rel, (a = path.join(this.paths.tree, rel)));
+    return a;
   }
+
+  private readonly absPaths = new Map<string, string>();
 
   private progress(): void {
     this.ctx.onProgress?.({ fetchedBytes: this.fetched, reusedBytes: this.plan.reusedBytes, fetchTotal: this.plan.fetchBytes });
   }
 
   async run(): Promise<void> {
+    const listed = await takeUpEarlierRun(this.paths, this.req.sha256);
     await this.createTree();
-    const part = await open(this.req.partPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
-    try {
-      const copies = this.plan.copies.map((c) => this.track(this.pool.run({ type: 'copy', from: path.join(c.from.dir, c.from.path), fromOffset: c.from.offset, to: this.abs(c.to.path), toOffset: c.to.offset, length: c.length })));
-      const { kept, jobs } = await this.resume(part);
-      const members: Promise<void>[] = [...jobs];
-      for (const run of this.plan.runs) {
-        if (this.failure) break;
-        const todo = run.members.filter((m) => !this.verified.has(m) && !kept.has(m));
-        if (todo.length > 0) members.push(...(await this.fetchRun(todo)));
-      }
-      const results = await Promise.allSettled([...copies, ...members]);
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-      await this.writeJournal(true);
-    } finally {
-      await part.close();
-    }
+    const copies = this.plan.copies.map((c) => this.track(this.pool.run({ type: 'copy', from: path.join(c.from.dir, c.from.path), fromOffset: c.from.offset, to: this.abs(c.to.path), toOffset: c.to.offset, length: c.length })));
+    const { kept, jobs } = this.resume(listed);
+    const todo = this.plan.fetch.filter((m) => !kept.has(m));
+    const results = await Promise.allSettled([this.fetchAll(todo), ...copies, ...jobs]);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await this.writeJournal(true);
     await this.checkFiles();
     // Folders were created 0700 so nothing could be planted in them meanwhile; now their final mode.
     for (const op of this.tree.ops) if (op.kind === 'dir') await chmod(this.abs(op.path), 0o755);
+    // Durable before visible (as the one pass): the tree's data and folder entries reach the disk before
+    // the store can rename it in. One syncfs (no resume .part here to drag along); file by file without `sync`.
+    const files = this.tree.ops.filter((op) => op.kind === 'file').map((op) => this.abs(op.path));
+    const dirs = this.tree.ops.filter((op) => op.kind === 'dir').map((op) => this.abs(op.path));
+    await flushTree('syncfs', this.paths.tree, files, dirs);
+    await rm(this.paths.prev, { recursive: true, force: true });
+    await mkdir(path.dirname(this.req.stagingDir), { recursive: true });
+    await rename(this.paths.tree, this.req.stagingDir);
     this.progress();
   }
 
+  /** Fetches `members` over up to `connections` ranges at a time (long runs in segments), each batch to the pool as it arrives. */
+  private async fetchAll(members: readonly number[]): Promise<void> {
+    const segments = segmentRuns(this.index.members, withMetadataBetween(this.index.members, members), SEGMENT);
+    const ctx: RunFetchContext = {
+      component: this.req.component, version: this.req.version, urls: this.req.urls, retries: this.req.retries,
+      backoffInitialMs: this.req.backoffInitialMs, backoffMaxMs: this.req.backoffMaxMs, members: this.index.members,
+      source: this.source, signal: this.ctx.signal, batchBytes: BATCH,
+      failure: () => this.failure,
+      received: (n) => { this.fetched += n; this.progress(); },
+      dispatch: (batch, gz, at) => { this.jobs.push(this.memberJobRun(batch, gz, at)); },
+      room: () => this.pool.below(this.pool.size * 2),
+      log: (level, event, fields, msg) => this.log(level, event, fields, msg),
+    };
+    let next = 0;
+    const lane = async () => {
+      while (!this.failure && next < segments.length) await this.track(fetchRun(ctx, segments[next++]!));
+    };
+    const lanes = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(this.req.connections ?? CONNECTIONS, segments.length)) }, lane));
+    // Every dispatched job settles before the install's outcome is decided.
+    const results = [...lanes, ...await Promise.allSettled(this.jobs)];
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  private readonly jobs: Promise<void>[] = [];
+
+  /** Runs one batch in the pool; once written, its members are verified (journal). */
+  private memberJobRun(batch: number[], gz: Buffer, at: number): Promise<void> {
+    return this.track(this.pool.run(this.memberJob(batch, gz, at)).then(() => {
+      // Metadata members (no hash, no file data) ride along but leave nothing to resume.
+      for (const m of batch) if (this.index.members[m]!.sha256 !== '') this.verified.add(m);
+      return this.writeJournal(false);
+    }));
+  }
+
   private async createTree(): Promise<void> {
-    await mkdir(path.dirname(this.req.stagingDir), { recursive: true });
-    await mkdir(this.req.stagingDir, { mode: 0o700 });
+    await mkdir(path.dirname(this.paths.tree), { recursive: true });
+    await mkdir(this.paths.tree, { mode: 0o700 });
     const linked = new Map(this.plan.links.map((l) => [l.path, l]));
     for (const op of this.tree.ops) {
       const abs = this.abs(op.path);
@@ -222,7 +277,7 @@ class ChunkedJob {
     }
   }
 
-  /** The job for members `batch` (contiguous in the archive, `gz` from archive offset `gzOffset`): pieces, headers, the end marker, the part-file write. */
+  /** The job for members `batch` (contiguous in the archive, `gz` from archive offset `gzOffset`): pieces, headers, the end marker. */
   private memberJob(batch: number[], gz: Uint8Array, gzOffset: number) {
     const es = this.index.entries;
     const last = es[es.length - 1];
@@ -245,144 +300,73 @@ class ChunkedJob {
       const pieces = (this.plan.pieces.get(m) ?? []).map((p) => ({ ...p, path: this.abs(p.path) }));
       return { member: m, gzStart: mem.gzOffset - gzOffset, gzLength: mem.gzLength, tarLength: mem.tarLength, sha256: mem.sha256, pieces, headers, ...(zerosFrom !== undefined ? { zerosFrom } : {}) };
     });
-    return { type: 'member' as const, gz, members: specs, part: { path: this.req.partPath, offset: gzOffset } };
+    return { type: 'member' as const, gz, members: specs };
   }
 
   /**
-   * Members a previous run verified, read back from the part file and
-   * checked again; one that fails now is fetched after all.
+   * Members an earlier run verified (listed in its journal): their file
+   * pieces are copied from the old tree, and the files they land in are
+   * hashed at the end (checkFiles). A copy that fails has its members
+   * fetched after all.
    */
-  private async resume(part: FileHandle): Promise<{ kept: Set<number>; jobs: Promise<void>[] }> {
-    let listed: number[] = [];
-    try {
-      const j = JSON.parse(await readFile(`${this.req.partPath}.json`, 'utf8')) as { archive?: string; members?: unknown };
-      if (j.archive === this.req.sha256 && Array.isArray(j.members)) listed = j.members.filter((m): m is number => Number.isInteger(m));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
-    }
+  private resume(listed: readonly number[]): { kept: Set<number>; jobs: Promise<void>[] } {
     const wanted = new Set(this.plan.fetch);
-    const kept = new Set<number>();
-    const jobs: Promise<void>[] = [];
-    for (const m of listed) {
-      if (!wanted.has(m)) continue;
-      const mem = this.index.members[m]!;
-      const buf = Buffer.alloc(mem.gzLength);
-      const { bytesRead } = await part.read(buf, 0, mem.gzLength, mem.gzOffset);
-      if (bytesRead !== mem.gzLength) continue;
-      kept.add(m);
-      jobs.push(this.track(this.pool.run(this.memberJob([m], buf, mem.gzOffset)).then(
-        () => { this.verified.add(m); },
-        async () => { for (const p of await this.fetchRun([m])) await p; },
-      )));
-    }
+    const kept = new Set(listed.filter((m) => wanted.has(m)));
+    const copies = resumeCopies(this.plan.pieces, [...kept], BATCH);
+    for (const c of copies) this.resumedFiles.add(c.path);
+    const jobs = copies.map((c) => this.track(this.pool.run({ type: 'copy', from: path.join(this.paths.prev, c.path), fromOffset: c.offset, to: this.abs(c.path), toOffset: c.offset, length: c.length }).then(
+      () => { for (const m of c.members) this.verified.add(m); },
+      async () => {
+        for (const m of c.members) kept.delete(m);
+        await this.refetch(c.members);
+      },
+    )));
+    // A member with no piece of a file still to write (all its files hard-linked) is not fetched either.
     if (kept.size > 0) this.log('info', 'install.chunked-resume', { members: kept.size, bytes: [...kept].reduce((n, m) => n + this.index.members[m]!.gzLength, 0) }, 'resuming: members verified by an earlier run are used again');
     return { kept, jobs };
   }
 
-  /**
-   * Fetches `members` (neighbours in the archive) with as few ranges as a
-   * breaking server allows. Complete members go to the pool in batches of
-   * about BATCH bytes (one message, one part-file write, one open per file
-   * per batch); a range that breaks resumes from the first member not yet whole.
-   */
-  private async fetchRun(members: number[]): Promise<Promise<void>[]> {
-    const jobs: Promise<void>[] = [];
-    const ms = this.index.members;
-    let next = 0; // index into members of the first member not yet received
-    let failures = 0;
-    for (let attempt = 0; next < members.length; attempt++) {
-      if (attempt >= ATTEMPTS_PER_RUN) throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.req.component} ${this.req.version}: ${ATTEMPTS_PER_RUN} range attempts for one run`, { data: { component: this.req.component } });
-      this.ctx.signal.throwIfAborted();
-      const url = this.req.urls[Math.min(this.req.urls.length - 1, Math.floor(failures / (this.req.retries + 1)))]!;
-      // Members from `next` form one range while only metadata members (never fetched for their own sake) lie between them; those bytes are dropped.
-      let last = next;
-      while (last + 1 < members.length && onlyMetadataBetween(ms, members[last]!, members[last + 1]!)) last++;
-      const start = ms[members[next]!]!.gzOffset;
-      const end = ms[members[last]!]!.gzOffset + ms[members[last]!]!.gzLength;
-      const before = next;
-      let pending: Buffer[] = []; // bytes received from archive offset `pendingAt` on
-      let pendingAt = start;
-      let received = start; // archive offset reached
-      let batchFrom = next;
-      const dispatch = () => {
-        if (next === batchFrom) return;
-        const from = ms[members[batchFrom]!]!.gzOffset;
-        const to = ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength;
-        const all = Buffer.concat(pending);
-        const gz = ownBuffer(to - from);
-        // Bytes before `from` are metadata members between batches: dropped.
-        all.copy(gz, 0, from - pendingAt, to - pendingAt);
-        pending = all.length > to - pendingAt ? [all.subarray(to - pendingAt)] : [];
-        pendingAt = to;
-        const batch = members.slice(batchFrom, next);
-        batchFrom = next;
-        // The metadata members between them arrived too: their tar headers are checked against the index on the way.
-        const checked = batch.flatMap((m, i) => (i === 0 ? [m] : [...Array.from({ length: m - batch[i - 1]! - 1 }, (_, k) => batch[i - 1]! + 1 + k), m]));
-        jobs.push(this.track(this.pool.run(this.memberJob(checked, gz, from)).then(() => {
-          for (const m of batch) this.verified.add(m);
-          return this.writeJournal(false);
-        })));
-      };
-      try {
-        const body = await this.source.range(url, start, end, this.ctx.signal);
-        for await (const chunk of body) {
-          if (this.failure) throw this.failure;
-          this.fetched += chunk.length;
-          const take = Math.min(chunk.length, end - received);
-          pending.push(chunk.subarray(0, take));
-          received += take;
-          while (next <= last && received >= ms[members[next]!]!.gzOffset + ms[members[next]!]!.gzLength) next++;
-          if (next > batchFrom && ms[members[next - 1]!]!.gzOffset + ms[members[next - 1]!]!.gzLength - ms[members[batchFrom]!]!.gzOffset >= BATCH) dispatch();
-          this.progress();
-          // Flat memory: wait for the pool when it falls behind the network.
-          await this.pool.below(this.pool.size * 2);
-        }
-        dispatch();
-        if (next <= last) throw new Error(`the range ended at ${received}, before member ${members[next]} ended`);
-      } catch (err) {
-        dispatch(); // what arrived whole is kept
-        if (this.ctx.signal.aborted || hasCode(err, 'ERR_RANGE_UNSUPPORTED') || err instanceof LanderError && !(err instanceof DownloadError)) throw err;
-        failures = next > before ? 0 : failures + 1;
-        if (failures > (this.req.retries + 1) * this.req.urls.length) {
-          throw new DownloadError('ERR_DOWNLOAD_FAILED', `Cannot download ${this.req.component} ${this.req.version}: ${(err as Error).message}`, { cause: err, data: { component: this.req.component, url } });
-        }
-        const delayMs = backoffDelay({ attempt: Math.max(1, failures), initialMs: this.req.backoffInitialMs, maxMs: this.req.backoffMaxMs });
-        this.log('warn', 'install.chunked-retry', { url, attempt: attempt + 1, delayMs, reason: (err as Error).message, member: members[next] }, 'retrying the range from the first member not yet received');
-        await sleep(delayMs, this.ctx.signal);
-      }
-    }
-    return jobs;
+  /** Fetches `members` again, after a resumed copy or file failed. */
+  private refetch(members: readonly number[]): Promise<void> {
+    return this.fetchAll(members);
   }
 
-  /** `<partPath>.json`: the verified members, at most every 250 ms while fetching (a crash loses at most those). */
+  /** The journal: the verified members, at most every 250 ms while fetching (a crash loses at most those). */
   private async writeJournal(force: boolean): Promise<void> {
-    const now = performance.now();
-    if (!force && now - this.lastJournal < 250) return;
-    this.lastJournal = now;
-    await writeFileAtomic(`${this.req.partPath}.json`, JSON.stringify({ archive: this.req.sha256, members: [...this.verified].sort((a, b) => a - b) }) + '\n');
+    if (!force && (this.journaling || performance.now() - this.lastJournal < 250)) return;
+    while (this.journaling) await this.journaling; // one write at a time: they share the temp file
+    this.lastJournal = performance.now();
+    this.journaling = writeJournal(this.paths, this.req.sha256, this.verified.ranges(), 'tree').finally(() => { this.journaling = undefined; });
+    await this.journaling;
   }
 
-  /** Every file written here against its content hash in the index (hard-linked ones carry the store's). */
+  private journaling: Promise<void> | undefined;
+
+  /**
+   * Files against their content hash in the index where their bytes did not
+   * all come from members verified in this run (file-checks.ts says why the
+   * rest need no second read). A resumed file that fails has its members
+   * fetched and is checked once more.
+   */
   private async checkFiles(): Promise<void> {
-    const linked = new Set(this.plan.links.map((l) => l.path));
     const empty = sha(new Uint8Array(0));
-    const checks: Promise<void>[] = [];
     for (const op of this.tree.ops) {
-      if (op.kind !== 'file' || linked.has(op.path)) continue;
-      if (op.size === 0) {
-        if (op.sha256 !== empty) throw new DigestMismatchError(`Cannot install ${this.req.component}: the empty file ${JSON.stringify(op.path)} has the content hash ${op.sha256} in the index`, { data: { entry: op.path } });
-        continue;
-      }
-      checks.push(this.pool.run({ type: 'hash', path: this.abs(op.path), size: op.size, sha256: op.sha256 }));
+      if (op.kind === 'file' && op.size === 0 && op.sha256 !== empty) throw new DigestMismatchError(`Cannot install ${this.req.component}: the empty file ${JSON.stringify(op.path)} has the content hash ${op.sha256} in the index`, { data: { entry: op.path } });
     }
-    const results = await Promise.allSettled(checks);
-    const failed = results.find((r) => r.status === 'rejected');
+    const { hash } = filesToHash(this.tree, this.plan, this.resumedFiles);
+    const check = (op: FileOp) => this.pool.run({ type: 'hash', path: this.abs(op.path), size: op.size, sha256: op.sha256 });
+    const results = await Promise.allSettled(hash.map(check));
+    const retry = hash.filter((op, i) => results[i]!.status === 'rejected' && this.resumedFiles.has(op.path) && !this.plan.copies.some((c) => c.to.path === op.path));
+    const fatal = results.find((r, i) => r.status === 'rejected' && !retry.includes(hash[i]!));
+    if (fatal) throw (fatal as PromiseRejectedResult).reason;
+    if (retry.length === 0) return;
+    const paths = new Set(retry.map((op) => op.path));
+    const members = [...this.plan.pieces].filter(([, ps]) => ps.some((p) => paths.has(p.path))).map(([m]) => m).sort((x, y) => x - y);
+    this.log('warn', 'install.chunked-resume-failed', { files: retry.length, members: members.length }, 'files resumed from an interrupted run do not match the index; fetching their members again');
+    await this.refetch(members);
+    const again = await Promise.allSettled(retry.map(check));
+    const failed = again.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
-}
-
-/** A buffer over its own ArrayBuffer, so the pool can transfer it to a worker instead of copying. */
-function ownBuffer(n: number): Buffer {
-  return Buffer.from(new ArrayBuffer(n));
 }
 

@@ -15,6 +15,7 @@ import type { Logger } from '../../report/log.ts';
 import type { ProgressEvent } from '../../../workers/protocol.ts';
 import { runChunkedInstall, type ChunkedDone } from './chunked-install.ts';
 import { httpRangeSource, type RangeSource } from './range-source.ts';
+import { removeResume, resumePaths } from './resume-tree.ts';
 import { reuseSources, type SourceStore } from './store-sources.ts';
 
 export interface ChunkedComponentInput {
@@ -37,8 +38,8 @@ export function chunkPartPath(store: { partPath(sha256: string): string }, sha25
 /** Drops the kept members once the entry is committed. */
 export async function removeChunkPart(store: { partPath(sha256: string): string }, sha256: string): Promise<void> {
   const p = chunkPartPath(store, sha256);
-  await rm(p, { force: true });
-  await rm(`${p}.json`, { force: true });
+  await rm(p, { force: true }); // the fetched members, as versions before the resume tree kept them
+  await removeResume(resumePaths(p));
 }
 
 export async function installChunkedComponent(input: ChunkedComponentInput): Promise<ChunkedDone | undefined> {
@@ -52,7 +53,7 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
     return await runChunkedInstall({
       component: spec.name, version: spec.version, urls: spec.urls, sha256: input.sha256, ...(spec.size !== undefined ? { size: spec.size } : {}),
       index, stagingDir: input.stagingDir, partPath: chunkPartPath(input.store, input.sha256), limits: config.limits,
-      sources: await reuseSources(input.store, spec.name), retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
+      sources: await reuseSources(input.store, spec.name), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
     }, {
       signal: input.signal,
       source,

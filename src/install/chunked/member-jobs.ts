@@ -25,16 +25,29 @@ export function runJob(job: InflateJob): Promise<void> {
 // Synchronous file I/O on purpose: this thread exists to do it, and a thread-pool round trip per
 // 16 KiB piece left the workers idle half the time (bench/chunked-install.ts, --cpu-prof).
 async function member(job: MemberJob): Promise<void> {
+  const raws = inflateAll(job);
+  const writes: { path: string; raw: Buffer; at: number; offset: number; length: number }[] = [];
+  job.members.forEach((spec, i) => {
+    const raw = raws[i]!;
+    for (const h of spec.headers) checkHeader(raw, h, spec.member);
+    if (spec.zerosFrom !== undefined) {
+      for (let j = spec.zerosFrom; j < raw.length; j++) {
+        if (raw[j] !== 0) throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install member ${spec.member}: bytes follow the last entry the index lists (at ${j} in the member)`, { data: { member: spec.member } });
+      }
+    }
+    // Neighbouring pieces of one file (consecutive members inflated into one buffer) become one write.
+    for (const p of spec.pieces) {
+      const last = writes[writes.length - 1];
+      if (last && last.path === p.path && last.raw.buffer === raw.buffer && last.raw.byteOffset + last.at + last.length === raw.byteOffset + p.at && last.offset + last.length === p.offset) last.length += p.length;
+      else writes.push({ path: p.path, raw, at: p.at, offset: p.offset, length: p.length });
+    }
+  });
   const files = new Map<string, number>();
   try {
-    for (const spec of job.members) memberOne(job.gz.subarray(spec.gzStart, spec.gzStart + spec.gzLength), spec, files);
-    if (job.part) {
-      const fd = openSync(job.part.path, WRITE);
-      try {
-        writeAllSync(fd, job.gz, job.part.offset);
-      } finally {
-        closeSync(fd);
-      }
+    for (const w of writes) {
+      let fd = files.get(w.path);
+      if (fd === undefined) files.set(w.path, (fd = openSync(w.path, WRITE)));
+      writeAllSync(fd, new Uint8Array(w.raw.buffer, w.raw.byteOffset + w.at, w.length), w.offset);
     }
   } finally {
     for (const fd of files.values()) closeSync(fd);
@@ -45,7 +58,42 @@ function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
   for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, position + off);
 }
 
-function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, number>): void {
+/**
+ * Every member of the job inflated and checked (length and SHA-256 against
+ * the index), as views of one buffer when they are neighbours: one inflate
+ * call and one allocation for the batch, the output cut at the indexed
+ * lengths, each cut hashed. Whatever the gzip framing inside, the bytes used
+ * are exactly the indexed members' bytes or nothing. If the batch fails, the
+ * members are inflated one by one to name the one at fault.
+ */
+function inflateAll(job: MemberJob): Buffer[] {
+  const ms = job.members;
+  const total = ms.reduce((n, s) => n + s.tarLength, 0);
+  const neighbours = ms.every((s, i) => i === 0 || s.gzStart === ms[i - 1]!.gzStart + ms[i - 1]!.gzLength);
+  if (ms.length > 1 && neighbours) {
+    try {
+      const first = ms[0]!;
+      const last = ms[ms.length - 1]!;
+      // maxOutputLength: a batch that inflates past its indexed length is refused at that length (a bomb costs nothing).
+      const raw = gunzipSync(job.gz.subarray(first.gzStart, last.gzStart + last.gzLength), { maxOutputLength: total, chunkSize: total + 1024 });
+      if (raw.length === total) {
+        const out: Buffer[] = [];
+        let at = 0;
+        for (const s of ms) {
+          const cut = raw.subarray(at, at + s.tarLength);
+          // A metadata member (no hash) holds no file data; its headers are checked by the caller.
+          if (s.sha256 === '' ? s.pieces.length > 0 : createHash('sha256').update(cut).digest('hex') !== s.sha256) break;
+          out.push(cut);
+          at += s.tarLength;
+        }
+        if (out.length === ms.length) return out;
+      }
+    } catch { /* named below, member by member */ }
+  }
+  return ms.map((s) => inflateOne(job.gz.subarray(s.gzStart, s.gzStart + s.gzLength), s));
+}
+
+function inflateOne(gz: Uint8Array, job: MemberSpec): Buffer {
   let raw: Buffer;
   try {
     // maxOutputLength: a member that inflates past its indexed length is refused at that length (a bomb costs nothing).
@@ -58,17 +106,7 @@ function memberOne(gz: Uint8Array, job: MemberSpec, files: Map<string, number>):
   if (raw.length !== job.tarLength || (job.sha256 === '' ? job.pieces.length > 0 : actual !== job.sha256)) {
     throw new DigestMismatchError(`Cannot install member ${job.member}: its SHA-256 is ${actual} (${raw.length} bytes), the index says ${job.sha256} (${job.tarLength} bytes)`, { data: { member: job.member, expected: job.sha256, actual } });
   }
-  for (const h of job.headers) checkHeader(raw, h, job.member);
-  if (job.zerosFrom !== undefined) {
-    for (let i = job.zerosFrom; i < raw.length; i++) {
-      if (raw[i] !== 0) throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install member ${job.member}: bytes follow the last entry the index lists (at ${i} in the member)`, { data: { member: job.member } });
-    }
-  }
-  for (const p of job.pieces) {
-    let fd = files.get(p.path);
-    if (fd === undefined) files.set(p.path, (fd = openSync(p.path, WRITE)));
-    writeAllSync(fd, raw.subarray(p.at, p.at + p.length), p.offset);
-  }
+  return raw;
 }
 
 function checkHeader(raw: Buffer, h: MemberSpec['headers'][number], member: number): void {

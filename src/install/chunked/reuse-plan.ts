@@ -188,3 +188,18 @@ function findEntry(idx: ChunkIndex, at: number): ChunkIndex['entries'][number] |
   const e = es[lo];
   return e && at >= e.dataOffset && at < e.dataOffset + e.size ? e : undefined;
 }
+
+/**
+ * `members` (ascending) with the metadata members that lie only between two
+ * of them: those ride along in the same range (a cold install is one run, not
+ * one per file), and their tar headers are checked against the index.
+ */
+export function withMetadataBetween(ms: readonly { sha256: string }[], members: readonly number[]): number[] {
+  const out: number[] = [];
+  for (const m of members) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && m > prev + 1 && onlyMetadataBetween(ms, prev, m)) for (let i = prev + 1; i < m; i++) out.push(i);
+    out.push(m);
+  }
+  return out;
+}
