@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, link, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { AbortError, ArchiveError, DigestMismatchError, LanderError, StoreError, hasCode } from '../../base/errors.ts';
 import type { ExtractLimits, FileRecord } from '../../../workers/protocol.ts';
 import type { ExpectedHeader } from '../../../workers/inflate-protocol.ts';
@@ -118,7 +119,7 @@ export async function runChunkedInstall(req: ChunkedInstallRequest, ctx: Chunked
   const tree = planTree(index.entries, req.limits, req.component);
   const plan = computeReusePlan(index, tree, req.sources);
   const log = ctx.log ?? (() => undefined);
-  log('info', 'install.chunked-plan', { links: plan.links.length, copies: plan.copies.length, fetch: plan.fetch.length, members: index.members.length, runs: plan.runs.length, fetchBytes: plan.fetchBytes, reusedBytes: plan.reusedBytes }, 'chunked install planned');
+  log('info', 'install.chunked-plan', { links: plan.links.length, copies: plan.copies.length, fetch: plan.fetch.length, members: index.members.length, runs: plan.runs.length, fetchBytes: plan.fetchBytes, reusedBytes: plan.reusedBytes, worker: !isMainThread }, 'chunked install planned');
   const pool = new InflatePool(req.workers);
   const job = new ChunkedJob(req, ctx, source, index, tree, plan, pool, indexBytes);
   try {

@@ -13,8 +13,9 @@ import { fetchText } from '../../fetch/fetch-text.ts';
 import { parseSha256Sidecar } from '../../fetch/sidecar.ts';
 import type { Logger } from '../../report/log.ts';
 import type { ProgressEvent } from '../../../workers/protocol.ts';
-import { runChunkedInstall, type ChunkedDone } from './chunked-install.ts';
-import { httpRangeSource, type RangeSource } from './range-source.ts';
+import { runChunkedInstall, type ChunkedDone, type ChunkedInstallContext, type ChunkedInstallRequest } from './chunked-install.ts';
+import type { RangeSource } from './range-source.ts';
+import { runChunkedInWorker } from './worker-client.ts';
 import { removeResume, resumePaths } from './resume-tree.ts';
 import { reuseSources, type SourceStore } from './store-sources.ts';
 
@@ -45,18 +46,20 @@ export async function removeChunkPart(store: { partPath(sha256: string): string 
 export async function installChunkedComponent(input: ChunkedComponentInput): Promise<ChunkedDone | undefined> {
   const { spec, config, log } = input;
   const d = config.download;
-  const source = input.source ?? httpRangeSource({ connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout });
   const jobId = path.basename(input.stagingDir);
   let last = 0;
   try {
     const index = { url: spec.index.url, sha256: await indexDigest(input), ...(spec.index.size !== undefined ? { size: spec.index.size } : {}) };
-    return await runChunkedInstall({
+    // From HTTP(S) mirrors the whole install runs in a worker, as the one pass does: the main thread
+    // supervises the server. A caller's own source (a registry's, with its auth) runs it here.
+    const inWorker = input.source === undefined;
+    const req: ChunkedInstallRequest = {
       component: spec.name, version: spec.version, urls: spec.urls, sha256: input.sha256, ...(spec.size !== undefined ? { size: spec.size } : {}),
       index, stagingDir: input.stagingDir, partPath: chunkPartPath(input.store, input.sha256), limits: config.limits,
-      sources: await reuseSources(input.store, spec.name), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
-    }, {
+      sources: await reuseSources(input.store, spec.name, 3, !inWorker), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
+    };
+    const ctx: Omit<ChunkedInstallContext, 'source'> = {
       signal: input.signal,
-      source,
       onProgress(p) {
         const now = performance.now();
         if (now - last < 100 && p.fetchedBytes < p.fetchTotal) return;
@@ -66,7 +69,9 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
       log(level, event, fields, msg) {
         log[level]({ event, component: spec.name, version: spec.version, jobId, ...fields }, msg);
       },
-    });
+    };
+    if (inWorker) return await runChunkedInWorker(req, ctx, { connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout });
+    return await runChunkedInstall(req, { ...ctx, source: input.source });
   } catch (err) {
     // Only an index that cannot be had at all falls back; the first range request has not been made then.
     const url = (err as { data?: { url?: string } }).data?.url;

@@ -16,13 +16,39 @@ export interface SourceStore {
   entryIndex(e: { dir: string }): Promise<Buffer | undefined>;
 }
 
-/** @param max entries to read @default 3 */
-export async function reuseSources(store: SourceStore, component: string, max = 3): Promise<LocalSource[]> {
+/**
+ * Decodes each source's kept index from its file (in the worker that runs
+ * the install: a big index costs ~150 ms to decode). A file that crossed a
+ * thread as a Uint8Array becomes a Buffer again.
+ */
+export function decodeSources(sources: readonly LocalSource[]): LocalSource[] {
+  return sources.map((s) => {
+    if (!s.indexFile) return s;
+    const u = s.indexFile as Uint8Array;
+    const file = Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+    try {
+      return { ...s, index: s.index ?? decodeIndex(file), indexFile: file };
+    } catch {
+      const { indexFile: _bad, index: _none, ...rest } = s;
+      return rest; // verified when its entry was installed; one that no longer decodes is simply not used
+    }
+  });
+}
+
+/**
+ * @param max entries to read @default 3
+ * @param decode decode each kept index here; false leaves that to decodeSources (in a worker)
+ */
+export async function reuseSources(store: SourceStore, component: string, max = 3, decode = true): Promise<LocalSource[]> {
   const entries = store.state.entries.filter((e) => e.component === component).sort((a, b) => b.installedAt.localeCompare(a.installedAt)).slice(0, max);
   const out: LocalSource[] = [];
   for (const e of entries) {
     const files = await store.entryFiles(e);
     const file = await store.entryIndex(e);
+    if (!decode) {
+      out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(file ? { indexFile: file } : {}) });
+      continue;
+    }
     // A kept index was verified when its entry was installed; one that no longer decodes is simply not used.
     let index;
     try {
