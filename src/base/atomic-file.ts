@@ -7,8 +7,9 @@ import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** fsync of one file or folder by path (a fresh read-only descriptor flushes the same inode). */
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
   try {
     await fh.sync();
   } finally {
@@ -34,5 +35,5 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(path.dirname(file));
+  await fsyncPath(path.dirname(file));
 }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { constants as fsc, createWriteStream } from 'node:fs';
 import { chmod, link, mkdir, symlink } from 'node:fs/promises';
-import { fsyncPath } from './flush.ts';
+import { fsyncPath } from '../base/atomic-file.ts';
 import type { ExtractEvents } from 'tar-stream';
 
 /** tar-stream's entry body. */

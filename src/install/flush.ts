@@ -14,7 +14,7 @@
  * - `none`: no flush (the bench baseline).
  */
 import { execFile } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import { fsyncPath } from '../base/atomic-file.ts';
 import { StoreError } from '../base/errors.ts';
 import { mapLimit } from '../base/map-limit.ts';
 
@@ -52,15 +52,6 @@ function syncfs(root: string): Promise<boolean> {
   });
 }
 
-/** fsync of one file or folder by path (a fresh read-only descriptor flushes the same inode). */
-export async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Flushes what `mode` left for the end; `files` and `dirs` are absolute paths, `root` the staging folder. */
 export async function flushTree(mode: FlushMode, root: string, files: readonly string[], dirs: readonly string[]): Promise<void> {

@@ -6,7 +6,7 @@ import { copyFile, link, lstat, mkdir, readlink, rename, rm, symlink } from 'nod
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../base/errors.ts';
-import { fsyncDir } from '../base/atomic-file.ts';
+import { fsyncPath } from '../base/atomic-file.ts';
 import { mapLimit } from '../base/map-limit.ts';
 import { checkMergedLinks } from '../install/link-table.ts';
 import type { FileRecord } from './file-record.ts';
@@ -93,9 +93,9 @@ export async function buildGeneration(target: string, parts: GenerationPart[]): 
         stats.copied++;
       }
     });
-    await fsyncDir(tmp);
+    await fsyncPath(tmp);
     await rename(tmp, target);
-    await fsyncDir(path.dirname(target));
+    await fsyncPath(path.dirname(target));
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     if (err instanceof StoreError) throw err;
@@ -117,7 +117,7 @@ export async function swapSymlink(linkPath: string, target: string): Promise<voi
     await rm(tmp, { force: true });
     throw new StoreError('ERR_SWAP', `Cannot switch ${linkPath} to ${target}: ${(err as Error).message}`, { cause: err, data: { link: linkPath, target } });
   }
-  await fsyncDir(path.dirname(linkPath));
+  await fsyncPath(path.dirname(linkPath));
 }
 
 /** The target of `current`, or undefined when there is none. */

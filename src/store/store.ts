@@ -10,7 +10,7 @@ import { StoreError } from '../base/errors.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { currentGeneration, loadState, saveState, type AcceptedManifest, type Generation, type Selected, type State, type StoreEntry } from './state.ts';
 import { buildGeneration, readSymlink, swapSymlink, type BuildStats } from './generation.ts';
-import { fsyncDir, writeFileAtomic } from '../base/atomic-file.ts';
+import { fsyncPath, writeFileAtomic } from '../base/atomic-file.ts';
 import { mapLimit } from '../base/map-limit.ts';
 import type { Logger } from '../report/log.ts';
 import type { FileRecord } from './file-record.ts';
@@ -178,7 +178,7 @@ export class Store {
     else await rm(`${dest}.index`, { force: true });
     await rename(input.stagingDir, dest);
     // Durable before visible: the worker flushed the tree's data and folders; this makes the rename itself durable.
-    await fsyncDir(path.dirname(dest));
+    await fsyncPath(path.dirname(dest));
     const entry: StoreEntry = {
       component: input.component,
       version: input.version,

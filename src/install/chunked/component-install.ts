@@ -17,7 +17,7 @@ import { runChunkedInstall, type ChunkedDone, type ChunkedInstallContext, type C
 import type { RangeSource } from './range-source.ts';
 import { runChunkedInWorker } from './worker-client.ts';
 import { removeResume, resumePaths } from './resume-tree.ts';
-import { reuseSources, type SourceStore } from './store-sources.ts';
+import { decodeSources, reuseSources, type SourceStore } from './store-sources.ts';
 
 export interface ChunkedComponentInput {
   spec: ComponentSpec & { index: NonNullable<ComponentSpec['index']> };
@@ -56,7 +56,7 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
     const req: ChunkedInstallRequest = {
       component: spec.name, version: spec.version, urls: spec.urls, sha256: input.sha256, ...(spec.size !== undefined ? { size: spec.size } : {}),
       index, stagingDir: input.stagingDir, partPath: chunkPartPath(input.store, input.sha256), limits: config.limits,
-      sources: await reuseSources(input.store, spec.name, 3, !inWorker), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
+      sources: inWorker ? await reuseSources(input.store, spec.name) : decodeSources(await reuseSources(input.store, spec.name)), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
     };
     const ctx: Omit<ChunkedInstallContext, 'source'> = {
       signal: input.signal,

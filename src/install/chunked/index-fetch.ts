@@ -115,10 +115,18 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
     const actual = sha(whole ? file : file.subarray(0, headEnd(file)));
     return new DigestMismatchError(`Cannot install ${req.component} ${req.version}: the chunk index ${req.url} matches ${req.sha256} neither by its head nor as a whole file (SHA-256 of the ${whole ? 'file' : 'head'}: ${actual})`, { data: { component: req.component, url: req.url, expected: req.sha256, actual } });
   };
+  /** An index for another archive is refused (right after its head when fetched piecewise). */
+  const checkArchive = (named: { archiveSha256: string; archiveSize: number }) => {
+    if (req.archive && (named.archiveSha256 !== req.archive.sha256 || (req.archive.size !== undefined && named.archiveSize !== req.archive.size))) {
+      throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${named.archiveSha256} (${named.archiveSize} bytes), not the expected ${req.archive.sha256}`, { data: { component: req.component, expected: req.archive.sha256, actual: named.archiveSha256 } });
+    }
+  };
   /** A whole file, bound by its head's digest or by the file's own (an OCI layer descriptor's, `sha256sum` of the file). */
   const wholeFile = (file: Buffer): FetchedIndex => {
     if (indexDigest(file) !== req.sha256 && sha(file) !== req.sha256) throw mismatch(file, true);
-    return { index: decodeIndex(file), file, fetched, requests };
+    const index = decodeIndex(file);
+    checkArchive(index);
+    return { index, file, fetched, requests };
   };
   const known = knownParts(kept);
   const getWhole = async () => {
@@ -147,9 +155,7 @@ export async function fetchIndexFile(req: IndexFetchRequest, source: RangeSource
     return await getWhole();
   }
   const head = parseHead(headBytes);
-  if (req.archive && (head.archiveSha256 !== req.archive.sha256 || (req.archive.size !== undefined && head.archiveSize !== req.archive.size))) {
-    throw new ArchiveError('ERR_INDEX_MISMATCH', `Cannot install ${req.component} ${req.version}: the chunk index describes the archive ${head.archiveSha256} (${head.archiveSize} bytes), not the expected ${req.archive.sha256}`, { data: { component: req.component, expected: req.archive.sha256, actual: head.archiveSha256 } });
-  }
+  checkArchive(head);
   if (head.fileSize > cap) throw new ArchiveError('ERR_INDEX_INVALID', `Cannot use the chunk index ${req.url}: its pages end at ${head.fileSize}, past the index's ${cap} bytes`, { data: { url: req.url } });
   const pages = await fill(head.pages, known, get, 'page');
   const leafList = leafParts(head, pages);

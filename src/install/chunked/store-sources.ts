@@ -36,27 +36,17 @@ export function decodeSources(sources: readonly LocalSource[]): LocalSource[] {
 }
 
 /**
+ * The entries with their file records and kept index files, undecoded: the
+ * install decodes them where it runs (decodeSources, in its worker).
  * @param max entries to read @default 3
- * @param decode decode each kept index here; false leaves that to decodeSources (in a worker)
  */
-export async function reuseSources(store: SourceStore, component: string, max = 3, decode = true): Promise<LocalSource[]> {
+export async function reuseSources(store: SourceStore, component: string, max = 3): Promise<LocalSource[]> {
   const entries = store.state.entries.filter((e) => e.component === component).sort((a, b) => b.installedAt.localeCompare(a.installedAt)).slice(0, max);
   const out: LocalSource[] = [];
   for (const e of entries) {
     const files = await store.entryFiles(e);
     const file = await store.entryIndex(e);
-    if (!decode) {
-      out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(file ? { indexFile: file } : {}) });
-      continue;
-    }
-    // A kept index was verified when its entry was installed; one that no longer decodes is simply not used.
-    let index;
-    try {
-      index = file ? decodeIndex(file) : undefined;
-    } catch {
-      index = undefined;
-    }
-    out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(index && file ? { index, indexFile: file } : {}) });
+    out.push({ dir: path.resolve(store.abs(e.dir)), files, ...(file ? { indexFile: file } : {}) });
   }
   return out;
 }

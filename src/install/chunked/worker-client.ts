@@ -12,8 +12,8 @@ const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, 
 
 /** Runs one indexed install from HTTP(S) mirrors in a worker thread. @throws as runChunkedInstall, rebuilt with class and code */
 export async function runChunkedInWorker(req: ChunkedInstallRequest, ctx: Omit<ChunkedInstallContext, 'source'>, http: ChunkedWorkerRequest['http']): Promise<ChunkedDone> {
-  // The decoded indexes stay here: the worker decodes the files itself, off this thread.
-  const request: ChunkedWorkerRequest = { req: { ...req, sources: req.sources.map(({ index: _decoded, ...s }) => s) }, http };
+  // `req.sources` come undecoded (reuseSources): the worker decodes the index files itself, off this thread.
+  const request: ChunkedWorkerRequest = { req, http };
   const done = await runWorker<ChunkedWorkerEvent, ChunkedDone>({
     base: import.meta.url,
     module: '../../../workers/chunked.worker.ts',
