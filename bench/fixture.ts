@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { prng as rng } from '../src/base/prng.ts';
 
 export const OUT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/out');
 const FIX = path.join(OUT, 'fixtures');
@@ -45,18 +46,6 @@ export interface Fixture {
   bytes: number;
   uncompressedBytes: number;
   files: number;
-}
-
-/** A small deterministic PRNG (mulberry32), for shapes and sizes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -19,7 +19,7 @@ import { decodeIndex, indexDigest, leafParts, parseHead } from '../../src/instal
 import { knownParts, planIndexRuns } from '../../src/install/chunked/index-fetch.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { complaints, landerArgv, parseLogs, runLander, startLander } from '../helpers/lander-cli.ts';
-import { prng } from '../helpers/crash-campaign.ts';
+import { prng } from '../../src/base/prng.ts';
 import { snapshotTree } from '../helpers/release.ts';
 import { libBytes, makeSourceTree, textBytes } from '../helpers/source-tree.ts';
 

@@ -20,6 +20,7 @@ import { verifyGeneration } from '../../src/cli/commands/verify.ts';
 import { loadState, type State } from '../../src/store/state.ts';
 import { silentLogger } from '../../src/report/log.ts';
 import { signalChild } from '../../src/base/runtime.ts';
+import { prng } from '../../src/base/prng.ts';
 
 export interface CampaignOptions {
   server: TestServer;
@@ -45,18 +46,6 @@ export interface CampaignResult {
   triggers: Record<string, number>;
   /** What the killed lander left on disk, as found by the checks. */
   leftovers: Record<string, number>;
-}
-
-/** mulberry32: a small seeded PRNG, so a failing campaign replays exactly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Release { core: Record<string, PublishedAsset>; cuda: Record<string, PublishedAsset> }

@@ -7,17 +7,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from '../../src/base/prng.ts';
 
 const WORDS = 'def class return self import from None True False if else for in while try except with as yield tensor shape dtype device torch module forward weight bias config kwargs value key index range len list dict'.split(' ');
 
