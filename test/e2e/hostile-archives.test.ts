@@ -21,7 +21,7 @@ let h: Harness;
 beforeAll(async () => { h = await startHarness(); }, 90_000);
 afterAll(async () => { await h?.close(); });
 
-const T = 180_000;
+const T = 240_000;
 const gz = (entries: ArchiveEntry[]) => buildTarGz(entries);
 const file = (name: string, content: string | Buffer = 'x'): ArchiveEntry => ({ name, content });
 const pax = (records: string) => Buffer.from(records);

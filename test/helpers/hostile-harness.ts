@@ -104,7 +104,14 @@ export async function startHarness(): Promise<Harness> {
     server.serve(urlPath, body);
     server.serve(`${urlPath}.sha256`, `${sha256Hex(body)}  ${name}\n`);
   };
-  const whoami = async () => (await (await fetch(`http://127.0.0.1:${port}/cwd`)).json()) as { cwd: string; pid: number };
+  // Bounded, so a stand-in that does not answer fails the step by name instead of the whole case by its timeout.
+  const whoami = async () => {
+    try {
+      return (await (await fetch(`http://127.0.0.1:${port}/cwd`, { signal: AbortSignal.timeout(10_000) })).json()) as { cwd: string; pid: number };
+    } catch (cause) {
+      throw new Error(`the stand-in server on port ${port} did not answer GET /cwd: ${(cause as Error).message}`, { cause });
+    }
+  };
   const api = new ApiClient({ socketPath: path.join(root, 'lander.sock'), root, configPath });
   const status = async () => (await api.getJson('/status')) as Record<string, any>;
   const snapshot = () => snapshotTree(work, new Set(['lander.json', 'lander.json.tmp']));
