@@ -1,25 +1,35 @@
 /**
  * Hash worker entry: SHA-256 of a growing file's prefix, read back from the
  * page cache on this thread, so the archive digest runs on the other core
- * while the install worker inflates and extracts. Takes a HashRequest as
- * workerData; `upto` messages move the watermark; `finish` posts the digest.
+ * while the install worker extracts. With `inflate` (a large single stream)
+ * the same bytes also go through gunzip here and the tar stream is posted
+ * back (`src/install/inflate-relay.ts`). Takes a HashRequest as workerData;
+ * `upto` messages move the watermark; `finish` posts the digest (and ends
+ * the gzip stream); `credit` returns tar-stream window.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../src/base/errors.ts';
 import { hashFilePrefix } from '../src/install/file-prefix-hash.ts';
-import type { HashRequest, HashToWorker } from './protocol.ts';
+import { inflateRelay } from '../src/install/inflate-relay.ts';
+import type { HashEvent, HashRequest, HashToWorker } from './protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('hash.worker must run in a worker thread');
 const req = workerData as HashRequest;
-const h = hashFilePrefix(req.file);
+const post = (e: HashEvent, transfer?: ArrayBuffer[]) => port.postMessage(e, transfer);
+const relay = req.inflate ? inflateRelay({ ...req.inflate, post }) : undefined;
+const h = hashFilePrefix(req.file, relay ? (chunk) => relay.write(chunk) : undefined);
 const onMessage = (m: HashToWorker) => {
   if (m.type === 'upto') h.upto(m.bytes);
+  else if (m.type === 'credit') relay?.credit(m.bytes);
   else if (m.type === 'finish') {
     h.finish(m.bytes).then(
-      (hex) => port.postMessage({ type: 'digest', hex }),
-      (err: unknown) => port.postMessage({ type: 'error', jobId: 'hash', error: serializeError(err) }),
-    ).finally(() => port.off('message', onMessage));
+      (hex) => {
+        post({ type: 'digest', hex });
+        void relay?.end();
+      },
+      (err: unknown) => post({ type: 'error', jobId: 'hash', error: serializeError(err) }),
+    );
   }
 };
 port.on('message', onMessage);

@@ -69,6 +69,12 @@ export interface InstallRequest {
   progressIntervalMs?: number;
   /** How the tree is made durable before it is reported done (src/install/flush.ts). @default DEFAULT_FLUSH */
   flush?: FlushMode;
+  /**
+   * An archive of at least this many bytes is inflated in the hash worker, beside its SHA-256,
+   * instead of on the install worker's thread (src/install/part-hasher.ts). Tests set 0 to take
+   * that path with small archives. @default 16 MiB
+   */
+  offThreadBytes?: number;
 }
 
 export interface AbortMessage {
@@ -119,6 +125,8 @@ export interface DoneEvent {
   reusedBytes: number;
   extractedBytes: number;
   files: FileRecord[];
+  /** Where gunzip ran: beside the SHA-256 in the hash worker (a large archive), or on the install worker's thread. */
+  inflatedIn: 'hash-worker' | 'install-worker';
 }
 
 export interface ErrorEvent {
@@ -148,9 +156,23 @@ export interface VerifyDoneEvent {
 export interface HashRequest {
   type: 'hash';
   file: string;
+  /** Also inflate the bytes and post the tar stream (`tar` events), at most `windowBytes` not yet credited. */
+  inflate?: { windowBytes: number; chunkBytes: number };
 }
 
-/** Bytes `[0, bytes)` of the file are written (`upto`); hash up to `bytes` and answer (`finish`). */
-export type HashToWorker = { type: 'upto'; bytes: number } | { type: 'finish'; bytes: number };
+/**
+ * Bytes `[0, bytes)` of the file are written (`upto`); hash up to `bytes` and answer (`finish`; when
+ * inflating, the gzip stream also ends there). `credit`: the install worker took `bytes` of tar stream.
+ */
+export type HashToWorker = { type: 'upto'; bytes: number } | { type: 'finish'; bytes: number } | { type: 'credit'; bytes: number };
 
-export type HashEvent = { type: 'digest'; hex: string } | ErrorEvent;
+/**
+ * `tar`: inflated bytes, in order (transferred), after `consumed` archive bytes went into gunzip.
+ * `tar-end`: the gzip stream ended cleanly. `tar-error`: gunzip refused the bytes (message and zlib code).
+ */
+export type HashEvent =
+  | { type: 'digest'; hex: string }
+  | { type: 'tar'; chunk: Uint8Array; consumed: number }
+  | { type: 'tar-end'; consumed: number }
+  | { type: 'tar-error'; message: string; code?: string }
+  | ErrorEvent;

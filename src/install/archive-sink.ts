@@ -2,7 +2,11 @@
  * Where archive bytes go, once each: byte count and size cap, then the
  * extraction's gunzip input, with back-pressure; the SHA-256 is taken by a
  * hash worker reading the `.part` back (`part-hasher.ts`), told how far the
- * file holds fed bytes through `onDisk`. `Feed` is the Writable
+ * file holds fed bytes through `onDisk`. When `offThread` says so at the
+ * first byte (a large archive), that worker also inflates what it reads and
+ * the extraction takes its tar stream: bytes pushed here are then only
+ * counted and capped, and the download no longer waits for the extraction
+ * (the `.part` on disk is the buffer between them). `Feed` is the Writable
  * a source (the `.part` replay or a response body) is piped into; it also
  * appends to the `.part` file when given one.
  */
@@ -13,6 +17,14 @@ import type { Extraction } from './extract.ts';
 import { writeAllAt } from '../fetch/write-all.ts';
 import type { PartHasher } from './part-hasher.ts';
 
+export interface SinkOptions {
+  url?: () => string;
+  maxBytes?: number;
+  onBytes?: (n: number) => void;
+  /** Asked once, at the first byte: inflate in the hash worker? */
+  offThread?: () => boolean;
+}
+
 export class ArchiveSink {
   /** Archive bytes through the hash so far. */
   bytes = 0;
@@ -20,10 +32,12 @@ export class ArchiveSink {
   private readonly waiters = new Set<(err: Error) => void>();
 
   readonly extraction: Extraction;
-  private readonly opts: { url?: () => string; maxBytes?: number; onBytes?: (n: number) => void };
+  private readonly opts: SinkOptions;
   private readonly hasher: PartHasher;
+  /** Undecided until the first byte; then whether gunzip runs in the hash worker. */
+  private remote: boolean | undefined;
 
-  constructor(extraction: Extraction, hasher: PartHasher, opts: { url?: () => string; maxBytes?: number; onBytes?: (n: number) => void }) {
+  constructor(extraction: Extraction, hasher: PartHasher, opts: SinkOptions) {
     this.extraction = extraction;
     this.hasher = hasher;
     this.opts = opts;
@@ -35,24 +49,60 @@ export class ArchiveSink {
     });
   }
 
+  /** Whether gunzip runs in the hash worker (decided at the first byte). */
+  get offThread(): boolean {
+    return this.remote === true;
+  }
+
+  /**
+   * True when bytes on disk need not be read to be fed: the hash worker reads the `.part` itself
+   * (decides, as the first byte would). Then `advance` counts them.
+   */
+  readsPart(): boolean {
+    return this.decide();
+  }
+
+  /** Counts `n` bytes that are on the `.part` already, unread; only when `readsPart()`. */
+  advance(n: number): void {
+    if (this.failure) throw this.failure;
+    if (!this.decide()) throw new Error('advance() without the hash worker reading the .part');
+    this.checkCap(n);
+    this.bytes += n;
+    this.opts.onBytes?.(this.bytes);
+  }
+
+  private checkCap(n: number): void {
+    if (this.opts.maxBytes !== undefined && this.bytes + n > this.opts.maxBytes) {
+      // Cut here, before hashing or extracting a byte past the cap: an endless body costs at most `size` bytes.
+      throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${this.opts.url?.() ?? 'the archive'}: it is longer than the component's "size" (${this.opts.maxBytes} bytes)`, {
+        data: { url: this.opts.url?.(), limit: 'size', value: this.bytes + n, max: this.opts.maxBytes, maxBytes: this.opts.maxBytes },
+      });
+    }
+  }
+
+  /** Where gunzip runs, decided once, before the first byte is hashed. */
+  private decide(): boolean {
+    if (this.remote === undefined) {
+      this.remote = this.opts.offThread?.() ?? false;
+      if (this.remote) this.extraction.inflateFrom(this.hasher.offThread());
+    }
+    return this.remote;
+  }
+
   /** Hashes and forwards chunks; resolves when gunzip can take more. */
   async push(chunks: Buffer[]): Promise<void> {
     if (this.failure) throw this.failure;
-    const input = this.extraction.input;
+    const remote = this.decide();
+    const input = remote ? undefined : this.extraction.input;
     let ok = true;
     for (const c of chunks) {
-      if (this.opts.maxBytes !== undefined && this.bytes + c.length > this.opts.maxBytes) {
-        // Cut here, before hashing or extracting a byte past the cap: an endless body costs at most `size` bytes.
-        throw new DownloadError('ERR_SIZE_LIMIT', `Cannot download ${this.opts.url?.() ?? 'the archive'}: it is longer than the component's "size" (${this.opts.maxBytes} bytes)`, {
-          data: { url: this.opts.url?.(), limit: 'size', value: this.bytes + c.length, max: this.opts.maxBytes, maxBytes: this.opts.maxBytes },
-        });
-      }
+      this.checkCap(c.length);
       this.hasher.update(c);
       this.bytes += c.length;
-      ok = input.write(c);
+      if (input) ok = input.write(c);
     }
     this.opts.onBytes?.(this.bytes);
-    if (ok) return;
+    if (ok || !input) return;
     await new Promise<void>((resolve, reject) => {
       const onFail = (err: Error) => { input.off('drain', onDrain); reject(err); };
       const onDrain = () => { this.waiters.delete(onFail); resolve(); };
@@ -64,6 +114,11 @@ export class ArchiveSink {
   /** The `.part` holds the fed bytes `[0, n)`: the hash worker may read them. */
   onDisk(n: number): void {
     this.hasher.onDisk(n);
+  }
+
+  /** No more bytes: ends gunzip's input here, or (inflating off-thread) lets `digest()` end it there. */
+  endInput(): void {
+    if (!this.decide()) this.extraction.input.end();
   }
 
   /** The digest of everything pushed (once on disk); call once, at the end. */

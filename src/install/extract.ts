@@ -8,7 +8,7 @@
 import type { ErrorCode } from '../base/error-codes.ts';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { ArchiveError, LanderError, StoreError } from '../base/errors.ts';
@@ -36,8 +36,13 @@ export interface ExtractOptions {
 }
 
 export interface Extraction {
-  /** Write the `.tar.gz` bytes here (a gunzip stream, with back-pressure). */
+  /** Write the `.tar.gz` bytes here (a gunzip stream, with back-pressure); not with `inflateFrom`. */
   readonly input: Gunzip;
+  /**
+   * Takes the tar stream from `src` (inflated elsewhere: the hash worker) instead of `input`;
+   * `src.consumed()` is the archive bytes behind it, for the expansion ratio. Before any input.
+   */
+  inflateFrom(src: Readable & { consumed(): number }): void;
   /** Resolves after the tar end, the last file written and the tree flushed; rejects with an ArchiveError or I/O error. */
   readonly finished: Promise<void>;
   readonly files: FileRecord[];
@@ -80,6 +85,9 @@ class TreeWriter {
   private readonly tarx = tar.extract();
   private failure: Error | undefined;
   private ahead: ReadAhead | undefined;
+  private source: Readable | undefined;
+  /** Archive bytes behind the tar stream so far (the expansion ratio's denominator). */
+  private archiveBytes: () => number;
   /** Files closed and being fsynced in the background (flush `behind`). */
   private readonly behind: FlushBehind | undefined;
   private readonly o: ExtractOptions;
@@ -87,6 +95,7 @@ class TreeWriter {
 
   constructor(o: ExtractOptions) {
     this.o = o;
+    this.archiveBytes = o.archiveBytes;
     this.flush = o.flush ?? DEFAULT_FLUSH;
     this.behind = this.flush === 'behind' ? new FlushBehind() : undefined;
     this.links = new LinkTable({ maxPathLength: o.limits.maxPathLength });
@@ -115,8 +124,21 @@ class TreeWriter {
         cb();
       },
     });
+    // The tar stream's source is attached on first use: this thread's gunzip (`input`), or a stream inflated elsewhere.
+    let source: Readable | undefined;
+    const attach = (src: Readable, archiveBytes: () => number) => {
+      if (source) {
+        if (source !== src) throw new Error('the extraction already reads its tar stream from elsewhere');
+        return;
+      }
+      source = src;
+      this.archiveBytes = archiveBytes;
+      src.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
+      src.on('data', (chunk: Buffer) => this.countTar(chunk.length));
+      this.ahead = readAhead(src, gateStream, { maxBytes: READ_AHEAD_BYTES });
+      this.source = src;
+    };
     const finished = new Promise<void>((resolve, reject) => {
-      gunzip.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
       tarx.on('error', (err: Error) => this.fail(this.wrapStreamError(err, 'tar')));
       let finishedParsing = false;
       tarx.on('finish', () => (finishedParsing = true));
@@ -136,8 +158,6 @@ class TreeWriter {
         }
         this.complete().then(resolve, reject);
       }));
-      gunzip.on('data', (chunk: Buffer) => this.countTar(chunk.length));
-      this.ahead = readAhead(gunzip, gateStream, { maxBytes: READ_AHEAD_BYTES });
       gateStream.pipe(tarx as unknown as NodeJS.WritableStream);
       tarx.on('entry', (header: Header, stream: Body, next: (err?: Error | null) => void) => {
         // An abort (a restart from zero, a superseded job) destroys the extractor and with it this entry's
@@ -153,8 +173,13 @@ class TreeWriter {
       });
     });
     finished.catch(() => {}); // the caller awaits it; this keeps an early failure from being "unhandled" meanwhile
+    const o = this.o;
     return {
-      input: gunzip,
+      get input() {
+        attach(gunzip, o.archiveBytes);
+        return gunzip;
+      },
+      inflateFrom: (src) => attach(src, () => src.consumed()),
       finished,
       files: this.files,
       extractedBytes: () => this.written,
@@ -167,6 +192,7 @@ class TreeWriter {
     this.failure = err;
     this.ahead?.stop();
     this.gunzip.destroy();
+    if (this.source !== this.gunzip) this.source?.destroy();
     this.tarx.destroy(err);
   }
 
@@ -197,12 +223,12 @@ class TreeWriter {
   private countTar(n: number): void {
     this.tarBytes += n;
     const { maxExpansionRatio } = this.o.limits;
-    const ratio = this.tarBytes / Math.max(this.o.archiveBytes(), RATIO_GRACE);
+    const ratio = this.tarBytes / Math.max(this.archiveBytes(), RATIO_GRACE);
     if (ratio > maxExpansionRatio) {
       const last = this.gate.last === undefined ? undefined : displayEntryName(this.gate.last);
       const at = last === undefined ? '' : ` (at entry ${JSON.stringify(last)})`;
       this.fail(new ArchiveError('ERR_ARCHIVE_LIMIT', `Cannot extract ${this.o.component}: the archive expands ${ratio.toFixed(1)} times, over limits.maxExpansionRatio (${maxExpansionRatio})${at}; a gzip bomb?`, {
-        data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.o.archiveBytes(), ...(last !== undefined ? { entry: last } : {}) },
+        data: { component: this.o.component, limit: 'maxExpansionRatio', value: ratio, max: maxExpansionRatio, tarBytes: this.tarBytes, archiveBytes: this.archiveBytes(), ...(last !== undefined ? { entry: last } : {}) },
       }));
     }
   }

@@ -3,6 +3,8 @@
  * order: reads the contiguous prefix as it grows (bytes already on disk, so
  * a page-cache read) and pushes it through the sink (SHA-256, size cap,
  * gunzip, tar). Hash, inflate and extract start with the first segment.
+ * When the hash worker inflates (a large archive), it reads the `.part`
+ * itself: the prefix is then only counted, never read here.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { contiguousEnd, mergeRanges, type ByteRange } from '../fetch/byte-ranges.ts';
@@ -54,8 +56,22 @@ export class OrderedFeed {
   async run(): Promise<void> {
     let next: Promise<Buffer> | undefined;
     let nextAt = -1;
+    const unread = this.sink.readsPart();
     while (!this.stopped && this.sink.bytes < this.total) {
       const pos = this.sink.bytes;
+      if (unread) {
+        // The hash worker reads the .part itself: only say how far it holds the bytes.
+        const avail = Math.min(this.total, contiguousEnd(this.covered, pos));
+        if (avail > pos) {
+          this.sink.advance(avail - pos);
+          this.sink.onDisk(avail);
+          continue;
+        }
+        if (this.ended) throw new Error(`the segments left a gap at byte ${avail} of ${this.total}`);
+        await new Promise<void>((resolve) => { this.wake = resolve; });
+        this.wake = undefined;
+        continue;
+      }
       let buf: Buffer;
       if (next && nextAt === pos) {
         buf = await next;

@@ -7,8 +7,14 @@
  * is fed: a thread costs more than it saves below `HANDOFF_BYTES` (Deno
  * starts a worker in ~0.3 s on a busy machine); past it the worker starts and
  * hashes the file from byte 0.
+ *
+ * A large single stream is also inflated there (`offThread()`, decided
+ * before the first byte): the worker reads each chunk once, hashes it,
+ * inflates it, and posts the tar stream back, which this side reads as a
+ * Readable and credits as it is taken (`inflate-relay.ts`).
  */
 import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { LanderError, deserializeError } from '../base/errors.ts';
 import { moduleUrl } from '../base/runtime.ts';
@@ -16,6 +22,16 @@ import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protoco
 
 const HANDOFF_BYTES = 16 << 20;
 const POST_EVERY = 1 << 20;
+/** Default for InstallRequest `offThreadBytes`. */
+export const OFF_THREAD_BYTES = HANDOFF_BYTES;
+/** Tar stream the worker may post ahead of what this side took, and its chunk size (gunzip's output). */
+const WINDOW_BYTES = 4 << 20;
+const TAR_CHUNK = 1 << 20;
+
+/** The tar stream inflated in the worker; `consumed()` is the archive bytes gunzip has taken. */
+export interface TarStream extends Readable {
+  consumed(): number;
+}
 
 export class PartHasher {
   private inline: Hash | undefined = createHash('sha256');
@@ -24,6 +40,8 @@ export class PartHasher {
   private written = 0;
   private posted = 0;
   private readonly file: string;
+  private tar: (Readable & { consumed(): number }) | undefined;
+  private tarConsumed = 0;
 
   constructor(file: string) {
     this.file = file;
@@ -32,14 +50,19 @@ export class PartHasher {
   /** Started with the first bytes, not before: a download that waits (Retry-After, a slow server) costs no thread. */
   private start(): Worker {
     if (this.worker) return this.worker;
-    const req: HashRequest = { type: 'hash', file: this.file };
+    const req: HashRequest = { type: 'hash', file: this.file, ...(this.tar ? { inflate: { windowBytes: WINDOW_BYTES, chunkBytes: TAR_CHUNK } } : {}) };
     const worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
     this.worker = worker;
     this.result = new Promise<string>((resolve, reject) => {
       worker.on('message', (e: HashEvent) => {
-        if (e.type === 'digest') resolve(e.hex);
-        else reject(deserializeError(e.error));
-        void worker.terminate();
+        switch (e.type) {
+          case 'tar': return this.onTar(Buffer.from(e.chunk.buffer, e.chunk.byteOffset, e.chunk.byteLength), e.consumed);
+          case 'tar-end': this.tarConsumed = e.consumed; this.tar?.push(null); return void worker.terminate();
+          case 'tar-error': return void this.tar?.destroy(Object.assign(new Error(e.message), e.code ? { code: e.code } : {}));
+          case 'digest': resolve(e.hex); break;
+          case 'error': reject(deserializeError(e.error)); break;
+        }
+        if (!this.tar) void worker.terminate(); // inflating, it stays until the tar stream ends
       });
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`)));
@@ -47,6 +70,38 @@ export class PartHasher {
     this.result.catch(() => undefined); // seen by digest(); a discarded hasher's end is not a failure
     return worker;
   }
+
+  /**
+   * From now on the worker also inflates: the returned stream is the tar stream. Call before the
+   * first byte; bytes are then never hashed here.
+   */
+  offThread(): TarStream {
+    if (this.tar) return this.tar;
+    this.inline = undefined;
+    let owed = 0;
+    const tar = new Readable({
+      highWaterMark: TAR_CHUNK,
+      read: () => {
+        // Taken: give the window back, a MiB at a time.
+        if (owed > 0) this.post({ type: 'credit', bytes: owed });
+        owed = 0;
+      },
+    }) as TarStream;
+    tar.consumed = () => this.tarConsumed;
+    this.tar = tar;
+    this.onTar = (chunk, consumed) => {
+      this.tarConsumed = consumed;
+      if (tar.destroyed) return;
+      owed += chunk.length;
+      if (tar.push(chunk) && owed >= TAR_CHUNK) {
+        this.post({ type: 'credit', bytes: owed });
+        owed = 0;
+      }
+    };
+    return tar;
+  }
+
+  private onTar: (chunk: Buffer, consumed: number) => void = () => undefined;
 
   /** Bytes fed to the extraction, in order: hashed here until the worker takes over. */
   update(chunk: Buffer): void {
@@ -75,6 +130,7 @@ export class PartHasher {
   /** Stops the worker (a restart or a failure). */
   close(): void {
     void this.worker?.terminate();
+    this.tar?.destroy();
   }
 
   private post(m: HashToWorker): void {

@@ -20,7 +20,7 @@ import { ArchiveSink, Feed } from './archive-sink.ts';
 import { startExtraction } from './extract.ts';
 import { openPart, readPartMeta, removePart, writePartMeta, type PartMeta } from './part-file.ts';
 import { attemptDownload, type AttemptHost } from './download-attempt.ts';
-import { PartHasher } from './part-hasher.ts';
+import { OFF_THREAD_BYTES, PartHasher } from './part-hasher.ts';
 
 export interface PipelineContext {
   signal: AbortSignal;
@@ -87,6 +87,7 @@ class InstallJob implements AttemptHost {
       return {
         type: 'done', jobId: req.jobId, sha256: actual, bytes: this.sink.bytes, downloadedBytes: this.downloaded,
         reusedBytes: this.reused, extractedBytes: this.sink.extraction.extractedBytes(), files: this.sink.extraction.files,
+        inflatedIn: this.sink.offThread ? 'hash-worker' : 'install-worker',
       };
     } catch (e) {
       let err = e;
@@ -164,7 +165,7 @@ class InstallJob implements AttemptHost {
             data: { component: req.component, version: req.version, url: this.url, expected: req.sha256, actual, bytes: this.sink.bytes },
           });
         }
-        this.sink.extraction.input.end();
+        this.sink.endInput();
         await this.sink.extraction.finished;
         return actual;
       } catch (err) {
@@ -211,7 +212,12 @@ class InstallJob implements AttemptHost {
       ...(this.req.flush ? { flush: this.req.flush } : {}),
     });
     this.sink?.close();
-    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), { url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false) });
+    const offThreadBytes = this.req.offThreadBytes ?? OFF_THREAD_BYTES;
+    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), {
+      url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false),
+      // At the first byte the size is known (the response's, or the .part's being replayed) unless the server did not say.
+      offThread: () => (this.total ?? this.part.size) >= offThreadBytes,
+    });
   }
 
   /** Forgets every byte so far: truncates the `.part`, wipes staging, starts a fresh pipeline. */

@@ -13,20 +13,26 @@ import type { InstallRequest, LogEvent, ProgressEvent } from '../../workers/prot
 import { ArchiveError, DigestMismatchError, DownloadError, hasCode } from '../../src/base/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, makeVoiceboxTree, packDir, paddedBody, paxRecord, rawHeader, sha256Hex, type ArchiveEntry } from '../helpers/archive.ts';
-import { workerRequest } from '../helpers/install-request.ts';
+import { GUNZIP_MODES, workerRequest } from '../helpers/install-request.ts';
 
 let srv: TestServer;
 let root: string;
 let n = 0;
-beforeAll(async () => { srv = await startTestServer(); });
-afterAll(async () => { await srv.close(); });
+/** The request fields of the mode under test (see MODES). */
+let modeOver: Partial<InstallRequest> = {};
 afterEach(async () => { if (root) await rm(root, { recursive: true, force: true }); });
+
+/** Every case runs in both GUNZIP_MODES, each mode with its own server (request counts and misbehaviours are per mode). */
+function perMode(over: Partial<InstallRequest>): void {
+  beforeAll(async () => { srv = await startTestServer(); modeOver = over; });
+  afterAll(async () => { await srv.close(); modeOver = {}; });
+}
 
 async function request(p: string, body: Buffer, over: Partial<InstallRequest> = {}): Promise<InstallRequest> {
   root = await mkdtemp(path.join(tmpdir(), 'lander-iw-'));
   await mkdir(path.join(root, 'downloads'));
   srv.serve(p, body);
-  return workerRequest({ root, url: srv.url(p), sha256: sha256Hex(body), jobId: `job${++n}` }, over);
+  return workerRequest({ root, url: srv.url(p), sha256: sha256Hex(body), jobId: `job${++n}` }, { ...modeOver, ...over });
 }
 
 function collect() {
@@ -44,7 +50,8 @@ async function tree(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map(String).sort();
 }
 
-describe('install worker', () => {
+describe.each(GUNZIP_MODES)('install worker, gunzip on the %s thread', (where, over) => {
+  perMode(over);
   it('extracts a voicebox-like archive exactly: contents, modes, symlink', async () => {
     const src = await mkdtemp(path.join(tmpdir(), 'lander-src-'));
     const written = await makeVoiceboxTree(src, { payloadBytes: 512 * 1024 });
@@ -56,6 +63,7 @@ describe('install worker', () => {
     expect(done.bytes).toBe(gz.length);
     expect(done.downloadedBytes).toBe(gz.length);
     expect(done.reusedBytes).toBe(0);
+    expect(done.inflatedIn).toBe(where);
     for (const rel of written) {
       const a = await lstat(path.join(src, rel));
       const b = await lstat(path.join(req.stagingDir, rel));
@@ -243,7 +251,8 @@ describe('install worker', () => {
   });
 });
 
-describe('install worker: hostile archives', () => {
+describe.each(GUNZIP_MODES)('install worker: hostile archives, gunzip on the %s thread', (_where, over) => {
+  perMode(over);
   const cases: [string, ArchiveEntry[], string, string][] = [
     ['../ path (#1)', [{ name: '../moo', content: 'x' }], 'ERR_ARCHIVE_PATH', '../moo'],
     ['nested .. (#1)', [{ name: 'tmp/../../moo', content: 'x' }], 'ERR_ARCHIVE_PATH', 'tmp/../../moo'],

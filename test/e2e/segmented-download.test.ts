@@ -17,7 +17,7 @@ import { readPartMeta } from '../../src/install/part-file.ts';
 import { DigestMismatchError } from '../../src/base/errors.ts';
 import { startTestServer, type TestServer } from '../helpers/http-server.ts';
 import { buildTarGz, sha256Hex } from '../helpers/archive.ts';
-import { workerRequest } from '../helpers/install-request.ts';
+import { GUNZIP_MODES, workerRequest } from '../helpers/install-request.ts';
 
 const SEGMENT = 128 * 1024;
 let srv: TestServer;
@@ -27,11 +27,11 @@ const blob = randomBytes(1_500_000); // incompressible: the archive is ~1.5 MB, 
 const lib = randomBytes(300_000);
 let gz: Buffer;
 
+/** The request fields of the gunzip mode under test; each mode has its own server. */
+let modeOver: Partial<InstallRequest> = {};
 beforeAll(async () => {
-  srv = await startTestServer();
   gz = await buildTarGz([{ name: 'lib/blob.so', content: blob, mode: 0o755 }, { name: 'lib/other.so', content: lib }, { name: 'VERSION', content: '1\n' }], 1);
 });
-afterAll(async () => { await srv.close(); });
 afterEach(async () => { if (root) await rm(root, { recursive: true, force: true }); });
 
 async function request(p: string, over: Partial<InstallRequest> = {}): Promise<InstallRequest> {
@@ -42,7 +42,7 @@ async function request(p: string, over: Partial<InstallRequest> = {}): Promise<I
     root, url: srv.url(p), sha256: sha256Hex(gz), jobId: `seg${++n}`,
     // Loopback is fast: tell lander every link is slow, so the first stream always hands over to segments.
     download: { retries: 3, connections: 4, segmentThresholdBytes: 0, segmentBytes: SEGMENT, segmentBelowBytesPerSec: Infinity },
-  }, over);
+  }, { ...modeOver, ...over });
 }
 
 async function expectExactTree(req: InstallRequest): Promise<void> {
@@ -60,7 +60,9 @@ function collect() {
 
 const closedRanges = (p: string) => srv.stats(p).ranges.filter((r) => r !== undefined && /^bytes=\d+-\d+$/.test(r));
 
-describe('segmented download', () => {
+describe.each(GUNZIP_MODES)('segmented download, gunzip on the %s thread', (_where, over) => {
+  beforeAll(async () => { srv = await startTestServer(); modeOver = over; });
+  afterAll(async () => { await srv.close(); modeOver = {}; });
   it('fetches consecutive segments over several connections, each byte once, and extracts them in order', async () => {
     const p = '/seg/plain.tar.gz';
     const req = await request(p);
@@ -188,6 +190,7 @@ describe('segmented download', () => {
     req.partPath = path.join(root, 'downloads', `${req.sha256}.part`);
     const done = await runInstallWorker(req);
     expect(done.sha256).toBe(req.sha256);
+    expect(done.inflatedIn).toBe('hash-worker'); // past 16 MiB, gunzip runs there too, by default
     expect((await readFile(path.join(req.stagingDir, 'lib/big.so'))).equals(big)).toBe(true);
     const wrong = await runInstallWorker({ ...req, jobId: `seg${++n}`, stagingDir: `${req.stagingDir}-w`, sha256: 'f'.repeat(64), partPath: path.join(root, 'downloads', 'w.part') }).catch((e: unknown) => e);
     expect(wrong).toBeInstanceOf(DigestMismatchError);

@@ -26,3 +26,10 @@ export function workerRequest(o: WorkerRequestOptions, over: Partial<InstallRequ
     ...over,
   };
 }
+
+/**
+ * Where gunzip runs, for tests that run every case both ways: on the install worker's thread (test
+ * archives are under the off-thread size), and in the hash worker beside the SHA-256, as a large
+ * archive is installed.
+ */
+export const GUNZIP_MODES = [['install-worker', {}], ['hash-worker', { offThreadBytes: 0 }]] as const satisfies readonly (readonly [string, Partial<InstallRequest>])[];

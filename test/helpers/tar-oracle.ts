@@ -5,10 +5,13 @@
  * bit, link target. Plus raw header builders for shapes no tool writes.
  */
 import { spawnSync } from 'node:child_process';
-import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startExtraction } from '../../src/install/extract.ts';
+import { ArchiveSink } from '../../src/install/archive-sink.ts';
+import { PartHasher } from '../../src/install/part-hasher.ts';
 import { TEST_LIMITS } from './install-request.ts';
 
 export type Tree = Record<string, string>;
@@ -66,6 +69,34 @@ export async function landerExtract(gz: Buffer, work: string, limits = TEST_LIMI
     return { ok: false, code: (err as { code?: string }).code ?? 'none', message: (err as Error).message };
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same extraction with gunzip in the hash worker, as a large archive is installed: the bytes go
+ * to a `.part` the worker reads back, hashes and inflates, and the tar stream comes back to this thread.
+ */
+export async function landerExtractOffThread(gz: Buffer, work: string, limits = TEST_LIMITS): Promise<LanderResult> {
+  const id = Math.random().toString(36).slice(2);
+  const staging = path.join(work, `lander-ot-${id}`);
+  const part = path.join(work, `ot-${id}.part`);
+  await writeFile(part, gz);
+  const x = await startExtraction({ component: 'oracle', stagingDir: staging, limits, archiveBytes: () => gz.length, flush: 'none' });
+  const sink = new ArchiveSink(x, new PartHasher(part), { offThread: () => true });
+  try {
+    await sink.push([gz]);
+    sink.onDisk(gz.length);
+    const digest = await sink.digest();
+    if (digest !== createHash('sha256').update(gz).digest('hex')) throw new Error(`the hash worker's digest ${digest} is not the archive's`);
+    sink.endInput();
+    await x.finished;
+    return { ok: true, tree: await readTree(staging) };
+  } catch (err) {
+    return { ok: false, code: (err as { code?: string }).code ?? 'none', message: (err as Error).message };
+  } finally {
+    sink.close();
+    await rm(staging, { recursive: true, force: true });
+    await rm(part, { force: true });
   }
 }
 
