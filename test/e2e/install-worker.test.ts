@@ -78,6 +78,10 @@ describe.each(GUNZIP_MODES)('install worker, gunzip on the %s thread', (where, o
     const rec = done.files.find((f) => f.path === '_internal/lib/libcudart.so');
     expect(rec).toMatchObject({ type: 'symlink', linkname: 'libcudart.so.12' });
     expect(done.files.find((f) => f.path === 'voicebox-server-cuda')).toMatchObject({ type: 'file', mode: 0o755, size: 24 });
+    // Each file's record carries its content's SHA-256 (hashed as it is written).
+    const files = done.files.filter((f) => f.type === 'file');
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect(f.sha256, f.path).toBe(sha256Hex(await readFile(path.join(src, f.path))));
     // The .part stays until the caller commits the tree (a crash before that replays it instead of downloading again).
     expect((await stat(req.partPath)).size).toBe(gz.length);
     expect(c.logs.map((l) => l.event)).toContain('download.start');
@@ -98,7 +102,7 @@ describe.each(GUNZIP_MODES)('install worker, gunzip on the %s thread', (where, o
     expect((await stat(path.join(req.stagingDir, 'data'))).mode & 0o7777).toBe(0o644);
     expect((await stat(path.join(req.stagingDir, 'shared'))).mode & 0o7777).toBe(0o755);
     expect((await stat(path.join(req.stagingDir, 'bin/tool2'))).ino).toBe((await stat(path.join(req.stagingDir, 'bin/tool'))).ino);
-    expect(done.files.find((f) => f.path === 'bin/tool2')).toMatchObject({ type: 'link', linkname: 'bin/tool' });
+    expect(done.files.find((f) => f.path === 'bin/tool2')).toMatchObject({ type: 'link', linkname: 'bin/tool', sha256: sha256Hex('x') });
   });
 
   it('digest mismatch: staging and .part gone, error shows expected and actual', async () => {

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startExtraction } from '../../src/install/extract.ts';
@@ -90,6 +90,12 @@ export async function landerExtractOffThread(gz: Buffer, work: string, limits = 
     if (digest !== createHash('sha256').update(gz).digest('hex')) throw new Error(`the hash worker's digest ${digest} is not the archive's`);
     sink.endInput();
     await x.finished;
+    // Each per-file digest in the record must be the SHA-256 of the file as written.
+    for (const f of x.files) {
+      if (f.type !== 'file') continue;
+      const actual = createHash('sha256').update(await readFile(path.join(staging, f.path))).digest('hex');
+      if (f.sha256 !== actual) throw new Error(`the record of ${f.path} says sha256 ${f.sha256}, the file has ${actual}`);
+    }
     return { ok: true, tree: await readTree(staging) };
   } catch (err) {
     return { ok: false, code: (err as { code?: string }).code ?? 'none', message: (err as Error).message };
