@@ -156,8 +156,11 @@ export interface VerifyDoneEvent {
 export interface HashRequest {
   type: 'hash';
   file: string;
-  /** Also inflate the bytes and post the tar stream (`tar` events), at most `windowBytes` not yet credited. */
-  inflate?: { windowBytes: number; chunkBytes: number };
+  /**
+   * Also inflate the bytes and post the tar stream (`tar` events), at most `windowBytes` not yet
+   * credited, and each file entry's body SHA-256 (`body-sha`; pax/long-name headers up to `maxMetaBytes`).
+   */
+  inflate?: { windowBytes: number; chunkBytes: number; maxMetaBytes: number };
 }
 
 /**
@@ -169,10 +172,12 @@ export type HashToWorker = { type: 'upto'; bytes: number } | { type: 'finish'; b
 /**
  * `tar`: inflated bytes, in order (transferred), after `consumed` archive bytes went into gunzip.
  * `tar-end`: the gzip stream ended cleanly. `tar-error`: gunzip refused the bytes (message and zlib code).
+ * `body-sha`: the SHA-256 of the body of the file entry whose header is at `offset` (tar-stream's offset).
  */
 export type HashEvent =
   | { type: 'digest'; hex: string }
   | { type: 'tar'; chunk: Uint8Array; consumed: number }
   | { type: 'tar-end'; consumed: number }
   | { type: 'tar-error'; message: string; code?: string }
+  | { type: 'body-sha'; offset: number; sha256: string }
   | ErrorEvent;

@@ -19,7 +19,8 @@ export type EntryDecision =
   | { kind: 'root' }
   | { kind: 'refuse'; code: ErrorCode; reason: string; data?: Record<string, unknown> };
 
-const FILE_FLAGS = new Set(['0', '\0', '7']);
+/** Type flags extracted as regular files. */
+export const FILE_FLAGS: ReadonlySet<string> = new Set(['0', '\0', '7']);
 
 /**
  * @example classifyEntry({ flag: '0', name: './bin/server', mode: 0o775, size: 10, ... }, {})

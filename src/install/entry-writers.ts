@@ -27,14 +27,16 @@ export interface FileWrite {
   onBytes(n: number): void;
   /** The error for a body longer or shorter than `size`. */
   corrupt(reason: string): Error;
+  /** Hash the body on the way (false: the hash worker hashed it from the tar stream). @default true */
+  hash?: boolean;
 }
 
 /**
  * Streams one body into a new file with back-pressure, hashing it on the way
  * (so `lander verify` has a per-file digest without a second read).
  */
-export async function writeFile(body: Body, w: FileWrite): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
+export async function writeFile(body: Body, w: FileWrite): Promise<{ size: number; sha256: string | undefined }> {
+  const hash = w.hash === false ? undefined : createHash('sha256');
   const n = await new Promise<number>((resolve, reject) => {
     const ws = createWriteStream(w.abs, { flags: FILE_FLAGS as unknown as string /* numeric flags are accepted at runtime; @types/node says string */, mode: w.mode, highWaterMark: w.highWaterMark });
     let got = 0;
@@ -51,7 +53,7 @@ export async function writeFile(body: Body, w: FileWrite): Promise<{ size: numbe
       got += chunk.length;
       w.onBytes(chunk.length);
       if (got > w.size) return bail(w.corrupt(`has a body longer than its header's ${w.size} bytes`));
-      hash.update(chunk);
+      hash?.update(chunk);
       if (!ws.write(chunk)) {
         body.pause();
         ws.once('drain', () => body.resume());
@@ -70,7 +72,7 @@ export async function writeFile(body: Body, w: FileWrite): Promise<{ size: numbe
   // umask may have narrowed the mode; the store relies on the clamped one.
   if ((w.mode & umask) !== 0) await chmod(w.abs, w.mode);
   if (w.sync) await fsyncPath(w.abs);
-  return { size: n, sha256: hash.digest('hex') };
+  return { size: n, sha256: hash?.digest('hex') };
 }
 
 /** Made 0700 so extraction can write into it; the tree writer gives it 0755 at the end. */

@@ -35,6 +35,12 @@ export interface ExtractOptions {
   flush?: FlushMode;
 }
 
+/** A tar stream inflated elsewhere, with the archive bytes behind it and each file body's digest (by header offset). */
+export interface TarSource extends Readable {
+  consumed(): number;
+  bodyDigest(offset: number): Promise<string>;
+}
+
 export interface Extraction {
   /** Write the `.tar.gz` bytes here (a gunzip stream, with back-pressure); not with `inflateFrom`. */
   readonly input: Gunzip;
@@ -42,7 +48,7 @@ export interface Extraction {
    * Takes the tar stream from `src` (inflated elsewhere: the hash worker) instead of `input`;
    * `src.consumed()` is the archive bytes behind it, for the expansion ratio. Before any input.
    */
-  inflateFrom(src: Readable & { consumed(): number }): void;
+  inflateFrom(src: TarSource): void;
   /** Resolves after the tar end, the last file written and the tree flushed; rejects with an ArchiveError or I/O error. */
   readonly finished: Promise<void>;
   readonly files: FileRecord[];
@@ -86,6 +92,8 @@ class TreeWriter {
   private failure: Error | undefined;
   private ahead: ReadAhead | undefined;
   private source: Readable | undefined;
+  /** Set when the tar stream comes from the hash worker: it hashed each file body already. */
+  private digests: TarSource | undefined;
   /** Archive bytes behind the tar stream so far (the expansion ratio's denominator). */
   private archiveBytes: () => number;
   /** Files closed and being fsynced in the background (flush `behind`). */
@@ -179,7 +187,10 @@ class TreeWriter {
         attach(gunzip, o.archiveBytes);
         return gunzip;
       },
-      inflateFrom: (src) => attach(src, () => src.consumed()),
+      inflateFrom: (src) => {
+        attach(src, () => src.consumed());
+        this.digests = src;
+      },
       finished,
       files: this.files,
       extractedBytes: () => this.written,
@@ -266,7 +277,7 @@ class TreeWriter {
         case 'directory': record = await this.directory(d, abs, stream); break;
         case 'symlink': record = await this.symlink(d, abs, stream, name); break;
         case 'link': record = await this.hardlink(d, abs, stream); break;
-        case 'file': record = await this.file(d, abs, stream, name); break;
+        case 'file': record = await this.file(d, abs, stream, name, g.offset); break;
       }
     } catch (err) {
       if (err instanceof LanderError) throw err;
@@ -304,14 +315,21 @@ class TreeWriter {
     return { path: d.path, type: 'link', linkname: d.target, size: target.size, mode: target.mode, ...(target.sha256 ? { sha256: target.sha256 } : {}) };
   }
 
-  private async file(d: Decided<'file'>, abs: string, body: Body, name: string): Promise<FileRecord> {
+  private async file(d: Decided<'file'>, abs: string, body: Body, name: string, offset: number): Promise<FileRecord> {
     this.declared += d.size;
     this.kinds.set(d.path, 'file');
-    const { size, sha256 } = await writeFile(body, {
+    const digests = this.digests;
+    // Asked for now, so a digest that came before its body is taken, and one that never comes fails the entry.
+    const later = digests?.bodyDigest(offset);
+    later?.catch(() => undefined);
+    const written = await writeFile(body, {
       abs, mode: d.mode, size: d.size, highWaterMark: this.o.highWaterMark ?? 1 << 20, sync: this.flush === 'close',
       onBytes: (n) => { this.written += n; },
       corrupt: (reason) => this.error('ERR_ARCHIVE_CORRUPT', name, reason),
+      hash: !digests,
     });
+    const { size } = written;
+    const sha256 = later ? await later : written.sha256!;
     const record: FileRecord = { path: d.path, type: 'file', size, mode: d.mode, sha256 };
     this.fileByPath.set(d.path, record);
     this.behind?.add(abs);

@@ -6,7 +6,11 @@
  * queues the next from its callback: on the install worker that callback
  * waited behind socket reads, tar parsing, per-file hashing and writes, so
  * inflate and the rest took turns instead of running side by side. Here
- * nothing else runs on the thread.
+ * nothing else runs on the thread but each file body's SHA-256, taken from
+ * the tar stream right after it is inflated, in slices between zlib's
+ * callbacks (`tar-body-hasher.ts`): the install worker writes files without
+ * hashing them. (Hashing whole chunks at once here delayed those callbacks:
+ * 14% slower than hashing on the install worker.)
  *
  * `consumed` counts the archive bytes handed to gunzip (the expansion-ratio
  * guard's denominator, as on the install worker). Flow control is by credit: at most `windowBytes` of tar stream posted and
@@ -15,11 +19,13 @@
  * a time.
  */
 import { createGunzip, type Gunzip } from 'node:zlib';
+import { TarBodyHasher, type HashStep } from './tar-body-hasher.ts';
 
 export type RelayEvent =
   | { type: 'tar'; chunk: Uint8Array; consumed: number }
   | { type: 'tar-end'; consumed: number }
-  | { type: 'tar-error'; message: string; code?: string };
+  | { type: 'tar-error'; message: string; code?: string }
+  | { type: 'body-sha'; offset: number; sha256: string };
 
 export interface InflateRelay {
   /** Hands one chunk of archive bytes to gunzip; resolves when the next may be read. */
@@ -30,9 +36,17 @@ export interface InflateRelay {
   credit(bytes: number): void;
 }
 
-export function inflateRelay(o: { windowBytes: number; chunkBytes: number; post(e: RelayEvent, transfer?: ArrayBuffer[]): void }): InflateRelay {
+/** Bytes hashed per turn of the event loop: a zlib callback waits at most this long (~0.1 ms). */
+const SLICE = 128 << 10;
+
+type Work = HashStep | { kind: 'flush'; buf: ArrayBuffer; start: number; end: number } | { kind: 'end' };
+
+export function inflateRelay(o: { windowBytes: number; chunkBytes: number; maxMetaBytes: number; post(e: RelayEvent, transfer?: ArrayBuffer[]): void }): InflateRelay {
   const gunzip: Gunzip = createGunzip({ chunkSize: o.chunkBytes });
+  const bodies = new TarBodyHasher(o.maxMetaBytes);
+  /** Tar stream posted and not yet credited, and inflated but not yet posted (hashing first). */
   let outstanding = 0;
+  let queued = 0;
   let consumed = 0;
   let failed = false;
   let wake: (() => void) | undefined;
@@ -41,31 +55,74 @@ export function inflateRelay(o: { windowBytes: number; chunkBytes: number; post(
     wake = undefined;
     w?.();
   };
+  const full = () => outstanding + queued > o.windowBytes;
+
+  // Work in stream order: body hashing, then the bytes it read go out. Run in slices, so zlib's
+  // callbacks (the next inflate) never wait behind a whole file's hash.
+  const work: Work[] = [];
+  let scheduled = false;
+  const schedule = () => {
+    if (scheduled || work.length === 0) return;
+    scheduled = true;
+    setImmediate(run);
+  };
+  const run = () => {
+    scheduled = false;
+    let budget = SLICE;
+    while (work.length > 0 && budget > 0 && !failed) {
+      const w = work[0]!;
+      if (w.kind === 'update') {
+        const n = Math.min(budget, w.bytes.length);
+        w.hash.update(n === w.bytes.length ? w.bytes : w.bytes.subarray(0, n));
+        budget -= n;
+        if (n < w.bytes.length) {
+          w.bytes = w.bytes.subarray(n);
+          break;
+        }
+      } else if (w.kind === 'digest') {
+        o.post({ type: 'body-sha', offset: w.offset, sha256: w.hash.digest('hex') });
+      } else if (w.kind === 'flush') {
+        const chunk = new Uint8Array(w.buf, w.start, w.end - w.start);
+        queued -= chunk.length;
+        outstanding += chunk.length;
+        o.post({ type: 'tar', chunk, consumed }, [w.buf]);
+      } else {
+        o.post({ type: 'tar-end', consumed });
+      }
+      work.shift();
+    }
+    if (full()) gunzip.pause();
+    else if (gunzip.isPaused() && !failed) gunzip.resume();
+    schedule();
+  };
 
   // zlib writes its output into one buffer until it is full, then allocates the next and never touches
   // the old one again: the pieces it hands out are kept, and the whole buffer moves (no copy) once full.
   let held: { buf: ArrayBuffer; start: number; end: number } | undefined;
   const flush = () => {
     if (!held) return;
-    const chunk = new Uint8Array(held.buf, held.start, held.end - held.start);
+    work.push({ kind: 'flush', ...held });
     held = undefined;
-    outstanding += chunk.length;
-    o.post({ type: 'tar', chunk, consumed }, [chunk.buffer as ArrayBuffer]);
-    if (outstanding > o.windowBytes) gunzip.pause();
   };
   gunzip.on('data', (out: Buffer) => {
+    queued += out.length;
+    for (const step of bodies.plan(out)) work.push(step);
     const buf = out.buffer as ArrayBuffer;
     if (held && (held.buf !== buf || held.end !== out.byteOffset)) flush();
     if (held) held.end += out.length;
     else held = { buf, start: out.byteOffset, end: out.byteOffset + out.length };
     if (held.end === buf.byteLength) flush();
+    if (full()) gunzip.pause();
+    schedule();
   });
   gunzip.on('end', () => {
     flush();
-    o.post({ type: 'tar-end', consumed });
+    work.push({ kind: 'end' });
+    schedule();
   });
   gunzip.on('error', (err: NodeJS.ErrnoException) => {
     failed = true;
+    work.length = 0;
     o.post({ type: 'tar-error', message: err.message, ...(err.code ? { code: err.code } : {}) });
     release();
   });
@@ -89,7 +146,7 @@ export function inflateRelay(o: { windowBytes: number; chunkBytes: number; post(
     },
     credit(bytes) {
       outstanding -= bytes;
-      if (outstanding <= o.windowBytes && gunzip.isPaused()) gunzip.resume();
+      if (!full() && gunzip.isPaused() && !failed) gunzip.resume();
     },
   };
 }

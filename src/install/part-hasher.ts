@@ -11,7 +11,8 @@
  * A large single stream is also inflated there (`offThread()`, decided
  * before the first byte): the worker reads each chunk once, hashes it,
  * inflates it, and posts the tar stream back, which this side reads as a
- * Readable and credits as it is taken (`inflate-relay.ts`).
+ * Readable and credits as it is taken (`inflate-relay.ts`), with each file
+ * body's SHA-256 (`bodyDigest`).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -28,9 +29,13 @@ export const OFF_THREAD_BYTES = HANDOFF_BYTES;
 const WINDOW_BYTES = 4 << 20;
 const TAR_CHUNK = 1 << 20;
 
-/** The tar stream inflated in the worker; `consumed()` is the archive bytes gunzip has taken. */
+/**
+ * The tar stream inflated in the worker; `consumed()` is the archive bytes gunzip has taken;
+ * `bodyDigest(offset)` the SHA-256 of the body of the file entry whose header is at `offset`.
+ */
 export interface TarStream extends Readable {
   consumed(): number;
+  bodyDigest(offset: number): Promise<string>;
 }
 
 export class PartHasher {
@@ -40,32 +45,57 @@ export class PartHasher {
   private written = 0;
   private posted = 0;
   private readonly file: string;
-  private tar: (Readable & { consumed(): number }) | undefined;
+  private readonly maxMetaBytes: number;
+  private tar: TarStream | undefined;
   private tarConsumed = 0;
+  /** Body digests from the worker, and the extraction's waits for them, by header offset. */
+  private readonly bodies = new Map<number, string>();
+  private readonly bodyWaits = new Map<number, { resolve(hex: string): void; reject(err: Error): void }>();
+  private tarOver: Error | undefined;
+  /** The worker sent the tar stream's end (its exit after that is ours). */
+  private tarEnded = false;
 
-  constructor(file: string) {
+  /** `maxMetaBytes`: the limit the extraction's gate applies to pax/long-name headers (the worker reads them alike). */
+  constructor(file: string, o: { maxMetaBytes?: number } = {}) {
     this.file = file;
+    this.maxMetaBytes = o.maxMetaBytes ?? 1 << 20;
   }
 
   /** Started with the first bytes, not before: a download that waits (Retry-After, a slow server) costs no thread. */
   private start(): Worker {
     if (this.worker) return this.worker;
-    const req: HashRequest = { type: 'hash', file: this.file, ...(this.tar ? { inflate: { windowBytes: WINDOW_BYTES, chunkBytes: TAR_CHUNK } } : {}) };
+    const req: HashRequest = { type: 'hash', file: this.file, ...(this.tar ? { inflate: { windowBytes: WINDOW_BYTES, chunkBytes: TAR_CHUNK, maxMetaBytes: this.maxMetaBytes } } : {}) };
     const worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
     this.worker = worker;
     this.result = new Promise<string>((resolve, reject) => {
       worker.on('message', (e: HashEvent) => {
         switch (e.type) {
           case 'tar': return this.onTar(Buffer.from(e.chunk.buffer, e.chunk.byteOffset, e.chunk.byteLength), e.consumed);
-          case 'tar-end': this.tarConsumed = e.consumed; this.tar?.push(null); return void worker.terminate();
-          case 'tar-error': return void this.tar?.destroy(Object.assign(new Error(e.message), e.code ? { code: e.code } : {}));
+          case 'body-sha': return this.onBody(e.offset, e.sha256);
+          case 'tar-end':
+            this.tarConsumed = e.consumed;
+            this.tarEnded = true;
+            this.endBodies(new Error('the tar stream ended before this entry\'s body'));
+            this.tar?.push(null);
+            return void worker.terminate();
+          case 'tar-error': {
+            const err = Object.assign(new Error(e.message), e.code ? { code: e.code } : {});
+            this.endBodies(err);
+            return void this.tar?.destroy(err);
+          }
           case 'digest': resolve(e.hex); break;
           case 'error': reject(deserializeError(e.error)); break;
         }
         if (!this.tar) void worker.terminate(); // inflating, it stays until the tar stream ends
       });
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`)));
+      worker.once('exit', (code) => {
+        const err = new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`);
+        reject(err);
+        // A worker gone before the tar stream's end (not terminated by us after it) leaves nothing to wait for.
+        this.endBodies(err);
+        if (this.tar && !this.tarEnded) this.tar.destroy(err);
+      });
     });
     this.result.catch(() => undefined); // seen by digest(); a discarded hasher's end is not a failure
     return worker;
@@ -88,6 +118,15 @@ export class PartHasher {
       },
     }) as TarStream;
     tar.consumed = () => this.tarConsumed;
+    tar.bodyDigest = (offset) => {
+      const hex = this.bodies.get(offset);
+      if (hex !== undefined) {
+        this.bodies.delete(offset);
+        return Promise.resolve(hex);
+      }
+      if (this.tarOver) return Promise.reject(this.tarOver);
+      return new Promise<string>((resolve, reject) => this.bodyWaits.set(offset, { resolve, reject }));
+    };
     this.tar = tar;
     this.onTar = (chunk, consumed) => {
       this.tarConsumed = consumed;
@@ -102,6 +141,20 @@ export class PartHasher {
   }
 
   private onTar: (chunk: Buffer, consumed: number) => void = () => undefined;
+
+  private onBody(offset: number, hex: string): void {
+    const w = this.bodyWaits.get(offset);
+    if (!w) return void this.bodies.set(offset, hex);
+    this.bodyWaits.delete(offset);
+    w.resolve(hex);
+  }
+
+  /** No more body digests will come: waits still open fail (the extraction reports its own error first). */
+  private endBodies(err: Error): void {
+    this.tarOver ??= err;
+    for (const w of this.bodyWaits.values()) w.reject(err);
+    this.bodyWaits.clear();
+  }
 
   /** Bytes fed to the extraction, in order: hashed here until the worker takes over. */
   update(chunk: Buffer): void {
@@ -130,6 +183,7 @@ export class PartHasher {
   /** Stops the worker (a restart or a failure). */
   close(): void {
     void this.worker?.terminate();
+    this.endBodies(new Error('the hash worker was stopped'));
     this.tar?.destroy();
   }
 

@@ -213,7 +213,7 @@ class InstallJob implements AttemptHost {
     });
     this.sink?.close();
     const offThreadBytes = this.req.offThreadBytes ?? OFF_THREAD_BYTES;
-    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath), {
+    this.sink = new ArchiveSink(extraction, new PartHasher(this.req.partPath, { maxMetaBytes: this.req.limits.maxMetaEntrySize }), {
       url: () => this.url, maxBytes: this.req.maxBytes, onBytes: () => this.emitProgress(false),
       // At the first byte the size is known (the response's, or the .part's being replayed) unless the server did not say.
       offThread: () => (this.total ?? this.part.size) >= offThreadBytes,

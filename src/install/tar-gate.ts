@@ -100,6 +100,11 @@ export class TarGate {
     return e && e.offset === offset ? e : undefined;
   }
 
+  /** The oldest queued entry, whatever its offset, removed from the queue. */
+  shift(): GateEntry | undefined {
+    return this.#queue.shift();
+  }
+
   /** True once the end-of-archive block was read: what follows is ignored. */
   get ended(): boolean {
     return this.#ended;

@@ -82,7 +82,7 @@ export async function landerExtractOffThread(gz: Buffer, work: string, limits = 
   const part = path.join(work, `ot-${id}.part`);
   await writeFile(part, gz);
   const x = await startExtraction({ component: 'oracle', stagingDir: staging, limits, archiveBytes: () => gz.length, flush: 'none' });
-  const sink = new ArchiveSink(x, new PartHasher(part), { offThread: () => true });
+  const sink = new ArchiveSink(x, new PartHasher(part, { maxMetaBytes: limits.maxMetaEntrySize }), { offThread: () => true });
   try {
     await sink.push([gz]);
     sink.onDisk(gz.length);
