@@ -59,6 +59,7 @@ export function request(job: Job): InstallRequest {
     limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
     progressIntervalMs: 100,
     ...(process.env.BENCH_FLUSH ? { flush: process.env.BENCH_FLUSH as FlushMode } : {}),
+    ...(process.env.BENCH_OFF_THREAD_BYTES ? { offThreadBytes: Number(process.env.BENCH_OFF_THREAD_BYTES) } : {}),
   };
 }
 

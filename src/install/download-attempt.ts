@@ -50,11 +50,14 @@ export const DEFAULT_SEGMENT_THRESHOLD = 32 << 20;
 /** Default for `download.segmentBelowBytesPerSec`. */
 export const DEFAULT_SEGMENT_BELOW = 64 << 20;
 /**
- * The first stream is measured for this long (from its first byte) or this
- * many bytes, whichever comes first. Misjudging a fast link as slow costs
- * little (segments on loopback ran as fast as one stream: 2.4-2.6 s for
- * 531 MB either way), while every millisecond of probing on a capped link is
- * spent at one connection instead of eight: so it is short.
+ * The first stream is measured for twice this long (from its first byte) or
+ * this many bytes, whichever comes first; the rate is that of the second
+ * half. The first half is what the server's socket buffers held: nginx with
+ * `limit_rate 10m` hands over ~2 MB at once (100 MB/s over the first 20 ms),
+ * then sends at its cap. Misjudging a fast link as slow costs little
+ * (segments on loopback ran as fast as one stream: 2.4-2.6 s for 531 MB
+ * either way), while every millisecond of probing on a capped link is spent
+ * at one connection instead of eight: so it is short.
  */
 const PROBE_MS = 20;
 const PROBE_BYTES = 16 << 20;
@@ -157,6 +160,8 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   const probeMs = d.segmentBytes !== undefined ? 0 : PROBE_MS; // a set segment size (tests, tiny archives) decides on its bytes alone
   let seen = 0;
   let t0 = 0;
+  /** Bytes and time when the first half of the probe ended (the burst from the server's buffers). */
+  let half: { seen: number; at: number } | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const toSegments = new Error('the link is slow: switching to segments');
   // Decided on the clock, not only on the next chunk: a capped server sends in bursts (nginx's
@@ -166,7 +171,9 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
     if (!probe) return;
     probe = false;
     if (timer) clearTimeout(timer);
-    const rate = seen / Math.max(1e-3, (performance.now() - t0) / 1000);
+    const now = performance.now();
+    const from = half ?? { seen: 0, at: t0 };
+    const rate = (seen - from.seen) / Math.max(1e-3, (now - from.at) / 1000);
     job.linkSpeed = rate < (d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW) ? 'slow' : 'fast';
     job.linkRate = Math.round(rate);
     if (job.linkSpeed === 'slow') res.body.destroy(toSegments);
@@ -176,7 +183,12 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
     if (!probe) return;
     if (seen === 0) {
       t0 = performance.now();
-      if (probeMs > 0) timer = setTimeout(decide, probeMs);
+      if (probeMs > 0) {
+        timer = setTimeout(() => {
+          half = { seen, at: performance.now() };
+          timer = setTimeout(decide, probeMs);
+        }, probeMs);
+      }
     }
     seen += c.length;
     if (seen < probeBytes) return;

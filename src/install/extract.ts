@@ -61,6 +61,8 @@ export interface Extraction {
 const RATIO_GRACE = 1 << 20;
 /** Inflated bytes gunzip may hold ahead of the tar side (4 of its 1 MiB chunks). */
 const READ_AHEAD_BYTES = 4 << 20;
+/** The same queue for a tar stream inflated in the hash worker. */
+const REMOTE_AHEAD_BYTES = 1 << 20;
 
 /** Creates the staging folder and starts an extraction into it. */
 export async function startExtraction(opts: ExtractOptions): Promise<Extraction> {
@@ -134,7 +136,7 @@ class TreeWriter {
     });
     // The tar stream's source is attached on first use: this thread's gunzip (`input`), or a stream inflated elsewhere.
     let source: Readable | undefined;
-    const attach = (src: Readable, archiveBytes: () => number) => {
+    const attach = (src: Readable, archiveBytes: () => number, aheadBytes: number) => {
       if (source) {
         if (source !== src) throw new Error('the extraction already reads its tar stream from elsewhere');
         return;
@@ -143,7 +145,7 @@ class TreeWriter {
       this.archiveBytes = archiveBytes;
       src.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
       src.on('data', (chunk: Buffer) => this.countTar(chunk.length));
-      this.ahead = readAhead(src, gateStream, { maxBytes: READ_AHEAD_BYTES });
+      this.ahead = readAhead(src, gateStream, { maxBytes: aheadBytes });
       this.source = src;
     };
     const finished = new Promise<void>((resolve, reject) => {
@@ -184,11 +186,12 @@ class TreeWriter {
     const o = this.o;
     return {
       get input() {
-        attach(gunzip, o.archiveBytes);
+        attach(gunzip, o.archiveBytes, READ_AHEAD_BYTES);
         return gunzip;
       },
       inflateFrom: (src) => {
-        attach(src, () => src.consumed());
+        // The worker's credit window already lets gunzip run ahead: one chunk queued here is enough.
+        attach(src, () => src.consumed(), REMOTE_AHEAD_BYTES);
         this.digests = src;
       },
       finished,
