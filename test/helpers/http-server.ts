@@ -29,6 +29,8 @@ export interface Misbehaviour {
   endAfter?: number;
   /** Send the body at about this many bytes per second, in small pieces (a slow but live link). */
   rate?: number;
+  /** With `rate`: send this many bytes at once first, as a capped server's socket buffers do (nginx `limit_rate`). */
+  burst?: number;
   /** Answer a Range request with the whole body and 200. */
   ignoreRange?: boolean;
   /** Answer a Range request with 206 whose Content-Range (and body) start this many bytes off. */
@@ -198,7 +200,7 @@ export async function startTestServer(): Promise<TestServer> {
       else if (fault?.cutAfter !== undefined) res.socket?.destroy();
       else if (fault?.endAfter !== undefined) res.socket?.end();
       // stallAfter: leave the socket open and silent.
-    }, fault?.rate ?? f.rate);
+    }, fault?.rate ?? f.rate, fault?.burst);
   });
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -230,8 +232,8 @@ export async function startTestServer(): Promise<TestServer> {
 }
 
 /** Writes in 64 KiB pieces with back-pressure (or, with `rate`, 20 small pieces a second), counting what went out. */
-function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate?: number): void {
-  if (rate !== undefined) return trickle(res, body, st, done, rate);
+function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate?: number, burst?: number): void {
+  if (rate !== undefined) return trickle(res, body, st, done, rate, burst ?? 0);
   const piece = 64 * 1024;
   let off = 0;
   const pump = () => {
@@ -249,12 +251,14 @@ function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, don
   pump();
 }
 
-function trickle(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate: number): void {
+function trickle(res: http.ServerResponse, body: Buffer, st: PathStats, done: () => void, rate: number, burst: number): void {
   const piece = Math.max(1, Math.floor(rate / 20));
   let off = 0;
+  let first = burst;
   const tick = () => {
     if (res.destroyed) return;
-    const chunk = body.subarray(off, off + piece);
+    const chunk = body.subarray(off, off + Math.max(piece, first));
+    first = 0;
     off += chunk.length;
     st.bytesSent += chunk.length;
     if (off >= body.length) { res.write(chunk, () => done()); return; }
