@@ -40,12 +40,24 @@ export interface InstalledComponent {
 }
 
 export async function installComponent(spec: ComponentSpec, ctx: InstallContext, signal: AbortSignal): Promise<InstalledComponent> {
-  const { store, log, config } = ctx;
+  const { store, config } = ctx;
   const t0 = performance.now();
   ctx.onPhase?.(spec, 'digest');
   // An oci:// component: the registry's manifest gives the digest, size, blob URLs and their auth.
   const oci = await ociInstallSource(spec, config, signal);
   const sha256 = oci?.sha256 ?? (await resolveDigest(spec, config.download, signal));
+  // Its `.part` (or chunks) under downloads/ is in use from here on: a gc after another landing leaves it.
+  const release = store.useDownload(sha256);
+  try {
+    return await installDigest(spec, ctx, signal, { sha256, oci, t0 });
+  } finally {
+    release();
+  }
+}
+
+async function installDigest(spec: ComponentSpec, ctx: InstallContext, signal: AbortSignal, o: { sha256: string; oci: Awaited<ReturnType<typeof ociInstallSource>>; t0: number }): Promise<InstalledComponent> {
+  const { store, log, config } = ctx;
+  const { sha256, oci, t0 } = o;
   const existing = store.findEntry(spec.name, sha256);
   if (existing) {
     // Remember that this version resolves to this digest, so the next plan needs no sidecar.

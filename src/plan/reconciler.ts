@@ -282,10 +282,16 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.emit('landed', { generation: g.id, from, restarted: true, durationMs });
   }
 
-  /** Old generations and entries go; entries that the desired specs still want stay (a reconcile may be about to use them). */
+  /**
+   * Old generations and entries go; entries that the desired specs still want stay (a reconcile may
+   * be about to use them). Downloads go too, once a generation has landed: the desired state is
+   * installed, so a `.part` left is for a version no longer wanted, unless an install is using it
+   * or a spec pins its digest.
+   */
   async #gc(specs: ComponentSpec[]): Promise<void> {
     const wanted = this.store.state.entries.filter((e) => specs.some((s) => entrySatisfies(e, s)));
-    await this.store.gc(this.#config.keepGenerations, wanted);
+    const pinned = new Set(specs.flatMap((s) => (s.sha256 ? [s.sha256] : [])));
+    await this.store.gc(this.#config.keepGenerations, wanted, { keep: pinned });
   }
 
   async #onCrashLoop(): Promise<void> {

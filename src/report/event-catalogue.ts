@@ -93,7 +93,7 @@ export const EVENTS = {
   // ---- store and generations
   'store.cleanup': { level: 'info', fields: ['path'], action: 'A staging folder left by an interrupted install was removed at start-up.', rare: 'needs lander killed mid-extraction; a stopped job removes its own staging folder' },
   'store.recover': { level: 'warn', fields: ['current', 'recorded'], action: 'After a crash, state.json lagged behind the `current` link; lander follows the link. Nothing to do.', rare: 'needs a crash between two renames; covered by the store unit tests' },
-  'store.gc': { level: 'info', fields: ['generations', 'entries'], action: 'Old generations and store entries beyond keepGenerations were removed.' },
+  'store.gc': { level: 'info', fields: ['generations', 'entries', 'downloads', 'downloadBytes'], action: 'Old generations and store entries beyond keepGenerations were removed; after a landing, so were downloads no install uses and no spec pins (partial downloads of versions no longer wanted).' },
   'generation.built': { level: 'info', fields: ['generation', 'files', 'linked', 'copied', 'durationMs'], action: 'A new generation folder was built from store entries (hard links; `copied` > 0 means links were impossible).' },
   'generation.swap': { level: 'info', fields: ['from', 'to', 'components'], action: '`current` now points at another generation.' },
   'generation.landed': { level: 'info', fields: ['generation', 'from', 'restarted', 'durationMs'], action: 'A generation is live (and healthy, when the server was restarted on it).' },

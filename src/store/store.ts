@@ -34,6 +34,8 @@ export class Store {
   state: State;
   #lock: Lock | undefined;
   #saving: Promise<void> = Promise.resolve();
+  /** Archive digests whose files under `downloads/` an install is using now (a count per digest). */
+  readonly #downloading = new Map<string, number>();
 
   private constructor(root: string, state: State, lock: Lock | undefined, log: Logger) {
     this.root = root;
@@ -137,6 +139,46 @@ export class Store {
 
   partPath(sha256: string): string {
     return path.join(this.root, 'downloads', `${sha256}.part`);
+  }
+
+  /** Marks the downloads of `sha256` in use until the returned release is called: `gc` leaves them. */
+  useDownload(sha256: string): () => void {
+    this.#downloading.set(sha256, (this.#downloading.get(sha256) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#downloading.get(sha256) ?? 1) - 1;
+      if (n > 0) this.#downloading.set(sha256, n);
+      else this.#downloading.delete(sha256);
+    };
+  }
+
+  /**
+   * Removes what `downloads/` holds for archives nobody is installing and `keep` does not name:
+   * partial downloads of versions no longer wanted (each can be GBs), and any left by a crash after
+   * their tree was stored. Every file there is `<sha256>.part…` or `<sha256>.chunks…`.
+   */
+  async pruneDownloads(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
+    const dir = path.join(this.root, 'downloads');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { names: [], bytes: 0 };
+      throw err;
+    }
+    const removed: string[] = [];
+    let bytes = 0;
+    for (const name of names.sort()) {
+      const sha = /^([0-9a-f]{64})\.(part|chunks)/.exec(name)?.[1];
+      if (!sha || keep.has(sha) || this.#downloading.has(sha)) continue;
+      const abs = path.join(dir, name);
+      bytes += await treeBytes(abs);
+      await rm(abs, { recursive: true, force: true });
+      removed.push(name);
+    }
+    return { names: removed, bytes };
   }
 
   /** A path for a fresh staging folder; the worker creates it. */
@@ -336,9 +378,10 @@ export class Store {
   /**
    * Keeps the current generation, the newest good one before it, and the
    * newest others up to `keep` in all; removes the rest and every store
-   * entry no kept generation uses (except `protect`, wanted by a plan).
+   * entry no kept generation uses (except `protect`, wanted by a plan);
+   * with `downloads`, also what `pruneDownloads` finds unwanted.
    */
-  async gc(keep: number, protect: StoreEntry[] = []): Promise<{ generations: number[]; entries: string[] }> {
+  async gc(keep: number, protect: StoreEntry[] = [], downloads?: { keep: ReadonlySet<string> }): Promise<{ generations: number[]; entries: string[]; downloads: string[] }> {
     const byNewest = [...this.state.generations].sort((a, b) => b.id - a.id);
     const kept = new Set<number>();
     if (this.state.current !== null) kept.add(this.state.current);
@@ -358,9 +401,22 @@ export class Store {
       await rm(`${this.abs(e.dir)}.files.json`, { force: true });
       await rm(`${this.abs(e.dir)}.index`, { force: true });
     }
-    if (dropGens.length || dropEntries.length) {
-      this.log.info({ event: 'store.gc', generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir) }, 'removed old generations and entries');
+    const pruned = downloads ? await this.pruneDownloads(downloads.keep) : { names: [], bytes: 0 };
+    if (dropGens.length || dropEntries.length || pruned.names.length) {
+      this.log.info({
+        event: 'store.gc', generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir), downloads: pruned.names, downloadBytes: pruned.bytes,
+      }, 'removed old generations, entries and downloads');
     }
-    return { generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir) };
+    return { generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir), downloads: pruned.names };
   }
+}
+
+/** Bytes of a file, or of the files under a folder (a chunked resume tree). */
+async function treeBytes(abs: string): Promise<number> {
+  const st = await stat(abs).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  let n = 0;
+  for (const e of await readdir(abs)) n += await treeBytes(path.join(abs, e));
+  return n;
 }

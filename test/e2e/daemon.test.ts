@@ -3,7 +3,7 @@
  * server on 127.0.0.1 serving archives built here, the stand-in GPU server,
  * real config edits, real signals, the status API over its unix socket and TCP.
  */
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -242,6 +242,12 @@ describe('lander run (daemon)', () => {
     expect(status.generations.map((g) => g.components.server)).toEqual(['1.0.0', '1.3.0']);
     expect(await readFile(path.join((await whoami(t.port)).cwd, '_internal/VERSION'), 'utf8')).toBe('1.3.0\n');
     expect(d.logs().some((r) => r.event === 'install.verified' && r.version === '1.1.0')).toBe(false);
+    // The aborted download stayed resumable while 1.1.0 was wanted; once 1.3.0 landed, nothing wants it: it is pruned.
+    const part = `${cores['1.1.0']!.sha256}.part`;
+    const gc = d.logs().slice(mark).find((r) => r.event === 'store.gc' && (r.downloads as string[]).includes(part));
+    expect(gc, 'the landing\'s gc removed the superseded .part').toBeDefined();
+    expect(gc!.downloadBytes as number).toBeGreaterThanOrEqual(1000);
+    expect((await readdir(path.join(t.root, 'downloads'))).filter((n) => n.startsWith(cores['1.1.0']!.sha256))).toEqual([]);
   });
 
   it('follows a polled manifest: a new version installs, a 304 costs no download', async () => {

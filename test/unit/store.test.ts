@@ -93,6 +93,31 @@ describe('Store', () => {
     await store.close();
   });
 
+  it('gc prunes downloads nobody uses or pins, and leaves those an install holds or a spec pins', async () => {
+    const store = await Store.open(root, log);
+    const sha = (c: string) => c.repeat(64);
+    const dl = (n: string) => path.join(root, 'downloads', n);
+    await writeFile(dl(`${sha('a')}.part`), Buffer.alloc(1000)); // a version no longer wanted
+    await writeFile(dl(`${sha('a')}.part.json`), '{"url":"http://x/a"}');
+    await writeFile(dl(`${sha('b')}.part`), Buffer.alloc(10)); // being downloaded right now
+    await writeFile(dl(`${sha('c')}.part`), Buffer.alloc(10)); // pinned by a spec
+    await mkdir(dl(`${sha('d')}.chunks.tree/lib`), { recursive: true }); // a chunked resume tree
+    await writeFile(dl(`${sha('d')}.chunks.tree/lib/x.so`), Buffer.alloc(300));
+    await writeFile(dl(`${sha('d')}.chunks.json`), '{}');
+    await writeFile(dl('README.txt'), 'not lander\'s'); // not a download name: left alone
+    const release = store.useDownload(sha('b'));
+    const again = store.useDownload(sha('b'));
+    const r = await store.gc(2, [], { keep: new Set([sha('c')]) });
+    expect(r.downloads.sort()).toEqual([`${sha('a')}.part`, `${sha('a')}.part.json`, `${sha('d')}.chunks.json`, `${sha('d')}.chunks.tree`].sort());
+    expect((await readdir(path.join(root, 'downloads'))).sort()).toEqual([`${sha('b')}.part`, `${sha('c')}.part`, 'README.txt'].sort());
+    // Released by one of its two users only: still in use.
+    release();
+    expect((await store.pruneDownloads(new Set())).names).toEqual([`${sha('c')}.part`]);
+    again();
+    expect(await store.pruneDownloads(new Set())).toEqual({ names: [`${sha('b')}.part`], bytes: 10 });
+    await store.close();
+  });
+
   it('cleans staging and half-built generations left by a crash, and follows current over a stale state.json', async () => {
     const store = await Store.open(root, log);
     const e = await commit(store, 'server', '1', 'a', { f: '1' });
