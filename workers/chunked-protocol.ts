@@ -5,11 +5,14 @@
  */
 import type { SerializedError } from '../src/base/errors.ts';
 import type { ChunkedDone, ChunkedInstallRequest, ChunkedProgress } from '../src/install/chunked/chunked-install.ts';
+import type { RegistryRangeSourceOptions } from '../src/install/chunked/registry-range-source.ts';
 
 export interface ChunkedWorkerRequest {
   /** `sources` carry `indexFile` only: the worker decodes the indexes itself (a big one costs ~150 ms). */
   req: ChunkedInstallRequest;
   http: { connectTimeoutMs?: number; idleTimeoutMs?: number };
+  /** An `oci://` component: ranges through these registries, with their headers. */
+  registry?: RegistryRangeSourceOptions;
 }
 
 export type ChunkedWorkerEvent =

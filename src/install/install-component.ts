@@ -11,7 +11,6 @@ import type { Logger } from '../report/log.ts';
 import type { StoreEntry } from '../store/state.ts';
 import type { Store } from '../store/store.ts';
 import { installChunkedComponent, removeChunkPart } from './chunked/component-install.ts';
-import { registryRangeSource } from './chunked/registry-range-source.ts';
 import { removePart } from './part-file.ts';
 import { runInstallWorker } from './worker-client.ts';
 import type { ProgressEvent } from '../../workers/protocol.ts';
@@ -116,8 +115,8 @@ async function installDigest(spec: ComponentSpec, ctx: InstallContext, signal: A
   const chunkedInstall = (s: ComponentSpec & { index: NonNullable<ComponentSpec['index']> }, source?: typeof oci) => {
     stagingDir = store.stagingPath(spec.name);
     const d = config.download;
-    const range = source?.index ? registryRangeSource({ headers: source.headers, indexUrls: source.index.urls, connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout }) : undefined;
-    return installChunkedComponent({ spec: s, sha256, stagingDir, store, config, log, signal, onProgress: (e) => ctx.onProgress?.(spec, e), ...(range ? { source: range } : {}) });
+    const registry = source?.index ? { headers: source.headers, indexUrls: source.index.urls, connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout } : undefined;
+    return installChunkedComponent({ spec: s, sha256, stagingDir, store, config, log, signal, onProgress: (e) => ctx.onProgress?.(spec, e), ...(registry ? { registry } : {}) });
   };
   const reauth = (reason: string) => log.warn({ event: 'download.reauth', component: spec.name, version: spec.version, reason }, 'the registry refused the token; getting a new one and resuming');
   let chunked: Awaited<ReturnType<typeof installChunkedComponent>>;

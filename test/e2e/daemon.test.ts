@@ -292,8 +292,10 @@ describe('lander run (daemon)', () => {
     const ac = new AbortController();
     const stream = t.api().events((e) => events.push(e as DaemonEvent), ac.signal).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 100));
-    // A big cuda-libs that stalls for a moment at half, so progress is visible over time.
+    // A big cuda-libs cut at half, whose resume then comes at 16 MiB/s, so progress is visible over time
+    // (at loopback speed the whole download can end within two progress intervals).
     server.misbehave(bigCuda.urlPath, { cutAfter: Math.floor(bigCuda.size / 2) });
+    server.misbehave(bigCuda.urlPath, { rate: 16 * 1024 * 1024 });
     await t.save({ core: '1.0.0', cuda: 'cu128-v2' });
     await expect.poll(() => events.some((e) => e.type === 'landed'), { timeout: 30_000 }).toBe(true);
     ac.abort();

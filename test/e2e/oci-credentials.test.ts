@@ -232,7 +232,7 @@ describe.skipIf(missing !== undefined)('registry credentials like docker\'s', ()
       const r = await installFrom(name, reg, { DOCKER_CONFIG: await dockerConfig(name, doc) }, core);
       ok(r);
       noSecrets(r);
-      expect(r.logs.some((l) => l.event === 'install.chunked-plan'), name).toBe(true);
+      expect(r.logs.find((l) => l.event === 'install.chunked-plan'), name).toMatchObject({ worker: true });
       // The archive blob came in ranges the registry accepted (206), after no refusal of a range.
       const blobs = reg.requests().slice(since).filter((q) => q.method === 'GET' && q.path.includes('/blobs/sha256:'));
       expect(blobs.some((q) => q.status === 206), name).toBe(true);

@@ -13,11 +13,11 @@ import { fetchText } from '../../fetch/fetch-text.ts';
 import { parseSha256Sidecar } from '../../fetch/sidecar.ts';
 import type { Logger } from '../../report/log.ts';
 import type { ProgressEvent } from '../../../workers/protocol.ts';
-import { runChunkedInstall, type ChunkedDone, type ChunkedInstallContext, type ChunkedInstallRequest } from './chunked-install.ts';
-import type { RangeSource } from './range-source.ts';
+import type { ChunkedDone, ChunkedInstallContext, ChunkedInstallRequest } from './chunked-install.ts';
+import type { RegistryRangeSourceOptions } from './registry-range-source.ts';
 import { runChunkedInWorker } from './worker-client.ts';
 import { removeResume, resumePaths } from './resume-tree.ts';
-import { decodeSources, reuseSources, type SourceStore } from './store-sources.ts';
+import { reuseSources, type SourceStore } from './store-sources.ts';
 
 export interface ChunkedComponentInput {
   spec: ComponentSpec & { index: NonNullable<ComponentSpec['index']> };
@@ -28,7 +28,8 @@ export interface ChunkedComponentInput {
   log: Logger;
   signal: AbortSignal;
   onProgress?(e: ProgressEvent): void;
-  source?: RangeSource;
+  /** An `oci://` component: its ranges come through the registries, with their auth (built in the worker). */
+  registry?: RegistryRangeSourceOptions;
 }
 
 /** Where the fetched members of `sha256` wait for a resume. */
@@ -50,13 +51,12 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
   let last = 0;
   try {
     const index = { url: spec.index.url, sha256: await indexDigest(input), ...(spec.index.size !== undefined ? { size: spec.index.size } : {}) };
-    // From HTTP(S) mirrors the whole install runs in a worker, as the one pass does: the main thread
-    // supervises the server. A caller's own source (a registry's, with its auth) runs it here.
-    const inWorker = input.source === undefined;
+    // The whole install runs in a worker, as the one pass does: the main thread supervises the server.
+    // From HTTP(S) mirrors or, for an oci:// component, through the registries with their auth.
     const req: ChunkedInstallRequest = {
       component: spec.name, version: spec.version, urls: spec.urls, sha256: input.sha256, ...(spec.size !== undefined ? { size: spec.size } : {}),
       index, stagingDir: input.stagingDir, partPath: chunkPartPath(input.store, input.sha256), limits: config.limits,
-      sources: inWorker ? await reuseSources(input.store, spec.name) : decodeSources(await reuseSources(input.store, spec.name)), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
+      sources: await reuseSources(input.store, spec.name), connections: d.connections, retries: d.retries, backoffInitialMs: d.backoffInitial, backoffMaxMs: d.backoffMax,
     };
     const ctx: Omit<ChunkedInstallContext, 'source'> = {
       signal: input.signal,
@@ -70,8 +70,7 @@ export async function installChunkedComponent(input: ChunkedComponentInput): Pro
         log[level]({ event, component: spec.name, version: spec.version, jobId, ...fields }, msg);
       },
     };
-    if (inWorker) return await runChunkedInWorker(req, ctx, { connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout });
-    return await runChunkedInstall(req, { ...ctx, source: input.source });
+    return await runChunkedInWorker(req, ctx, { connectTimeoutMs: d.connectTimeout, idleTimeoutMs: d.idleTimeout }, input.registry);
   } catch (err) {
     // Only an index that cannot be had at all falls back; the first range request has not been made then.
     const url = (err as { data?: { url?: string } }).data?.url;

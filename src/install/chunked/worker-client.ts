@@ -7,13 +7,17 @@
 import { runWorker } from '../../base/run-worker.ts';
 import type { ChunkedAbortMessage, ChunkedWorkerEvent, ChunkedWorkerRequest } from '../../../workers/chunked-protocol.ts';
 import type { ChunkedDone, ChunkedInstallContext, ChunkedInstallRequest } from './chunked-install.ts';
+import type { RegistryRangeSourceOptions } from './registry-range-source.ts';
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-/** Runs one indexed install from HTTP(S) mirrors in a worker thread. @throws as runChunkedInstall, rebuilt with class and code */
-export async function runChunkedInWorker(req: ChunkedInstallRequest, ctx: Omit<ChunkedInstallContext, 'source'>, http: ChunkedWorkerRequest['http']): Promise<ChunkedDone> {
+/**
+ * Runs one indexed install in a worker thread, from HTTP(S) mirrors or (`registry`) through OCI
+ * registries. @throws as runChunkedInstall, rebuilt with class and code
+ */
+export async function runChunkedInWorker(req: ChunkedInstallRequest, ctx: Omit<ChunkedInstallContext, 'source'>, http: ChunkedWorkerRequest['http'], registry?: RegistryRangeSourceOptions): Promise<ChunkedDone> {
   // `req.sources` come undecoded (reuseSources): the worker decodes the index files itself, off this thread.
-  const request: ChunkedWorkerRequest = { req, http };
+  const request: ChunkedWorkerRequest = { req, http, ...(registry ? { registry } : {}) };
   const done = await runWorker<ChunkedWorkerEvent, ChunkedDone>({
     base: import.meta.url,
     module: '../../../workers/chunked.worker.ts',
