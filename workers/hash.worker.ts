@@ -18,7 +18,7 @@ if (!port) throw new Error('hash.worker must run in a worker thread');
 const req = workerData as HashRequest;
 const post = (e: HashEvent, transfer?: ArrayBuffer[]) => port.postMessage(e, transfer);
 const relay = req.inflate ? inflateRelay({ ...req.inflate, post }) : undefined;
-const h = hashFilePrefix(req.file, relay ? { buffer: () => relay.buffer(), chunk: (c) => relay.write(c) } : undefined);
+const h = hashFilePrefix(req.file, relay);
 const onMessage = (m: HashToWorker) => {
   if (m.type === 'upto') h.upto(m.bytes);
   else if (m.type === 'credit') relay?.credit(m.bytes);

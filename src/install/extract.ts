@@ -135,18 +135,16 @@ class TreeWriter {
       },
     });
     // The tar stream's source is attached on first use: this thread's gunzip (`input`), or a stream inflated elsewhere.
-    let source: Readable | undefined;
     const attach = (src: Readable, archiveBytes: () => number, aheadBytes: number) => {
-      if (source) {
-        if (source !== src) throw new Error('the extraction already reads its tar stream from elsewhere');
+      if (this.source) {
+        if (this.source !== src) throw new Error('the extraction already reads its tar stream from elsewhere');
         return;
       }
-      source = src;
+      this.source = src;
       this.archiveBytes = archiveBytes;
       src.on('error', (err) => this.fail(this.wrapStreamError(err, 'gzip')));
       src.on('data', (chunk: Buffer) => this.countTar(chunk.length));
       this.ahead = readAhead(src, gateStream, { maxBytes: aheadBytes });
-      this.source = src;
     };
     const finished = new Promise<void>((resolve, reject) => {
       tarx.on('error', (err: Error) => this.fail(this.wrapStreamError(err, 'tar')));

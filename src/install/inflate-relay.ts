@@ -13,26 +13,24 @@
  * 14% slower than hashing on the install worker.)
  *
  * `consumed` counts the archive bytes handed to gunzip (the expansion-ratio
- * guard's denominator, as on the install worker). Flow control is by credit: at most `windowBytes` of tar stream posted and
- * not yet taken by the install worker; past that, reading and inflating wait.
- * Output moves to the install worker without a copy, a whole zlib buffer at
- * a time.
+ * guard's denominator, as on the install worker). Flow control is by
+ * credit: at most `windowBytes` of tar stream posted and not yet taken by the
+ * install worker; past that, reading and inflating wait. Output is
+ * transferred, a whole zlib buffer at a time, not cloned (the install worker
+ * copies it once into memory of its own: `part-hasher.ts`).
  */
 import { createGunzip, type Gunzip } from 'node:zlib';
-import { CHUNK as READ_CHUNK } from './file-prefix-hash.ts';
+import { CHUNK as READ_CHUNK, type ChunkSink } from './file-prefix-hash.ts';
 import { TarBodyHasher, type HashStep } from './tar-body-hasher.ts';
+import type { HashEvent } from '../../workers/protocol.ts';
 
-export type RelayEvent =
-  | { type: 'tar'; chunk: Uint8Array; consumed: number }
-  | { type: 'tar-end'; consumed: number }
-  | { type: 'tar-error'; message: string; code?: string }
-  | { type: 'body-sha'; offset: number; sha256: string };
+/** What the relay posts: the hash worker's events about the tar stream. */
+export type RelayEvent = Extract<HashEvent, { type: 'tar' | 'tar-end' | 'tar-error' | 'body-sha' }>;
 
-export interface InflateRelay {
-  /** A buffer to read the next chunk of archive bytes into: one gunzip has finished with, or a new one. */
-  buffer(): Buffer;
+/** Takes the chunks `hashFilePrefix` reads (`buffer()`: one gunzip has finished with, or a new one). */
+export interface InflateRelay extends ChunkSink {
   /** Hands one chunk of archive bytes (in a buffer from `buffer()`) to gunzip; resolves when the next may be read. */
-  write(chunk: Buffer): Promise<void>;
+  chunk(chunk: Buffer): Promise<void>;
   /** No more archive bytes (after the last write is taken). */
   end(): Promise<void>;
   /** The install worker took `bytes` of tar stream. */
@@ -136,7 +134,7 @@ export function inflateRelay(o: { windowBytes: number; chunkBytes: number; maxMe
   const free: Buffer[] = [];
   return {
     buffer: () => free.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK),
-    async write(chunk) {
+    async chunk(chunk) {
       // Read and hash this chunk while the one before inflates; hand it over once gunzip wants more.
       await drained;
       if (failed) return;

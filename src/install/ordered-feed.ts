@@ -59,19 +59,6 @@ export class OrderedFeed {
     const unread = this.sink.readsPart();
     while (!this.stopped && this.sink.bytes < this.total) {
       const pos = this.sink.bytes;
-      if (unread) {
-        // The hash worker reads the .part itself: only say how far it holds the bytes.
-        const avail = Math.min(this.total, contiguousEnd(this.covered, pos));
-        if (avail > pos) {
-          this.sink.advance(avail - pos);
-          this.sink.onDisk(avail);
-          continue;
-        }
-        if (this.ended) throw new Error(`the segments left a gap at byte ${avail} of ${this.total}`);
-        await new Promise<void>((resolve) => { this.wake = resolve; });
-        this.wake = undefined;
-        continue;
-      }
       let buf: Buffer;
       if (next && nextAt === pos) {
         buf = await next;
@@ -81,6 +68,12 @@ export class OrderedFeed {
           if (this.ended) throw new Error(`the segments left a gap at byte ${avail} of ${this.total}`);
           await new Promise<void>((resolve) => { this.wake = resolve; });
           this.wake = undefined;
+          continue;
+        }
+        if (unread) {
+          // The hash worker reads the .part itself: only say how far it holds the bytes.
+          this.sink.advance(avail - pos);
+          this.sink.onDisk(avail);
           continue;
         }
         buf = await this.read(pos, Math.min(CHUNK, avail - pos));

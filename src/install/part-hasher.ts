@@ -16,6 +16,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import type { TarSource } from './extract.ts';
 import { Worker } from 'node:worker_threads';
 import { LanderError, deserializeError } from '../base/errors.ts';
 import { moduleUrl } from '../base/runtime.ts';
@@ -29,15 +30,6 @@ export const OFF_THREAD_BYTES = HANDOFF_BYTES;
 const WINDOW_BYTES = 4 << 20;
 const TAR_CHUNK = 1 << 20;
 
-/**
- * The tar stream inflated in the worker; `consumed()` is the archive bytes gunzip has taken;
- * `bodyDigest(offset)` the SHA-256 of the body of the file entry whose header is at `offset`.
- */
-export interface TarStream extends Readable {
-  consumed(): number;
-  bodyDigest(offset: number): Promise<string>;
-}
-
 export class PartHasher {
   private inline: Hash | undefined = createHash('sha256');
   private worker: Worker | undefined;
@@ -46,7 +38,7 @@ export class PartHasher {
   private posted = 0;
   private readonly file: string;
   private readonly maxMetaBytes: number;
-  private tar: TarStream | undefined;
+  private tar: TarSource | undefined;
   private tarConsumed = 0;
   /** Body digests from the worker, and the extraction's waits for them, by header offset. */
   private readonly bodies = new Map<number, string>();
@@ -107,18 +99,13 @@ export class PartHasher {
    * From now on the worker also inflates: the returned stream is the tar stream. Call before the
    * first byte; bytes are then never hashed here.
    */
-  offThread(): TarStream {
+  offThread(): TarSource {
     if (this.tar) return this.tar;
     this.inline = undefined;
-    let owed = 0;
     const tar = new Readable({
       highWaterMark: TAR_CHUNK,
-      read: () => {
-        // Taken: give the window back, a MiB at a time.
-        if (owed > 0) this.post({ type: 'credit', bytes: owed });
-        owed = 0;
-      },
-    }) as TarStream;
+      read: () => this.credit(), // taken: give the window back
+    }) as TarSource;
     tar.consumed = () => this.tarConsumed;
     tar.bodyDigest = (offset) => {
       const hex = this.bodies.get(offset);
@@ -130,19 +117,25 @@ export class PartHasher {
       return new Promise<string>((resolve, reject) => this.bodyWaits.set(offset, { resolve, reject }));
     };
     this.tar = tar;
-    this.onTar = (chunk, consumed) => {
-      this.tarConsumed = consumed;
-      if (tar.destroyed) return;
-      owed += chunk.length;
-      if (tar.push(chunk) && owed >= TAR_CHUNK) {
-        this.post({ type: 'credit', bytes: owed });
-        owed = 0;
-      }
-    };
     return tar;
   }
 
-  private onTar: (chunk: Buffer, consumed: number) => void = () => undefined;
+  /** Tar-stream bytes taken from the worker and not yet credited back. */
+  private owed = 0;
+
+  private credit(): void {
+    if (this.owed > 0) this.post({ type: 'credit', bytes: this.owed });
+    this.owed = 0;
+  }
+
+  private onTar(chunk: Buffer, consumed: number): void {
+    this.tarConsumed = consumed;
+    const tar = this.tar;
+    if (!tar || tar.destroyed) return;
+    this.owed += chunk.length;
+    // Taken at once while the stream has room: credited a MiB at a time; else when it is read.
+    if (tar.push(chunk) && this.owed >= TAR_CHUNK) this.credit();
+  }
 
   private onBody(offset: number, hex: string): void {
     const w = this.bodyWaits.get(offset);

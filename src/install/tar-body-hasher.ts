@@ -72,12 +72,3 @@ export class TarBodyHasher {
   }
 }
 
-/** Runs the steps at once; for tests and small inputs. */
-export function runSteps(steps: HashStep[]): { offset: number; sha256: string }[] {
-  const done: { offset: number; sha256: string }[] = [];
-  for (const s of steps) {
-    if (s.kind === 'update') s.hash.update(s.bytes);
-    else done.push({ offset: s.offset, sha256: s.hash.digest('hex') });
-  }
-  return done;
-}

@@ -12,6 +12,7 @@ import { currentGeneration, loadState, saveState, type AcceptedManifest, type Ge
 import { buildGeneration, readSymlink, swapSymlink, type BuildStats } from './generation.ts';
 import { fsyncPath, writeFileAtomic } from '../base/atomic-file.ts';
 import { mapLimit } from '../base/map-limit.ts';
+import { Downloads } from './downloads.ts';
 import type { Logger } from '../report/log.ts';
 import type { FileRecord } from './file-record.ts';
 
@@ -34,14 +35,14 @@ export class Store {
   state: State;
   #lock: Lock | undefined;
   #saving: Promise<void> = Promise.resolve();
-  /** Archive digests whose files under `downloads/` an install is using now (a count per digest). */
-  readonly #downloading = new Map<string, number>();
+  readonly downloads: Downloads;
 
   private constructor(root: string, state: State, lock: Lock | undefined, log: Logger) {
     this.root = root;
     this.state = state;
     this.#lock = lock;
     this.log = log;
+    this.downloads = new Downloads(path.join(root, 'downloads'));
   }
 
   /**
@@ -138,47 +139,17 @@ export class Store {
   }
 
   partPath(sha256: string): string {
-    return path.join(this.root, 'downloads', `${sha256}.part`);
+    return this.downloads.partPath(sha256);
   }
 
   /** Marks the downloads of `sha256` in use until the returned release is called: `gc` leaves them. */
   useDownload(sha256: string): () => void {
-    this.#downloading.set(sha256, (this.#downloading.get(sha256) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const n = (this.#downloading.get(sha256) ?? 1) - 1;
-      if (n > 0) this.#downloading.set(sha256, n);
-      else this.#downloading.delete(sha256);
-    };
+    return this.downloads.use(sha256);
   }
 
-  /**
-   * Removes what `downloads/` holds for archives nobody is installing and `keep` does not name:
-   * partial downloads of versions no longer wanted (each can be GBs), and any left by a crash after
-   * their tree was stored. Every file there is `<sha256>.part…` or `<sha256>.chunks…`.
-   */
-  async pruneDownloads(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
-    const dir = path.join(this.root, 'downloads');
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { names: [], bytes: 0 };
-      throw err;
-    }
-    const removed: string[] = [];
-    let bytes = 0;
-    for (const name of names.sort()) {
-      const sha = /^([0-9a-f]{64})\.(part|chunks)/.exec(name)?.[1];
-      if (!sha || keep.has(sha) || this.#downloading.has(sha)) continue;
-      const abs = path.join(dir, name);
-      bytes += await treeBytes(abs);
-      await rm(abs, { recursive: true, force: true });
-      removed.push(name);
-    }
-    return { names: removed, bytes };
+  /** Removes what `downloads/` holds for archives nobody is installing and `keep` does not name (downloads.ts). */
+  pruneDownloads(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
+    return this.downloads.prune(keep);
   }
 
   /** A path for a fresh staging folder; the worker creates it. */
@@ -411,12 +382,3 @@ export class Store {
   }
 }
 
-/** Bytes of a file, or of the files under a folder (a chunked resume tree). */
-async function treeBytes(abs: string): Promise<number> {
-  const st = await stat(abs).catch(() => undefined);
-  if (!st) return 0;
-  if (!st.isDirectory()) return st.size;
-  let n = 0;
-  for (const e of await readdir(abs)) n += await treeBytes(path.join(abs, e));
-  return n;
-}

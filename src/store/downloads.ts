@@ -1,0 +1,69 @@
+/**
+ * The `downloads/` folder: resumable archive bytes, every file named by its
+ * archive's digest (`<sha256>.part…`, `<sha256>.chunks…`). Installs mark the
+ * digest they are using; a prune after a landing removes what nobody uses
+ * and nothing pins (partial downloads of versions no longer wanted, and any
+ * left by a crash after their tree was stored).
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export class Downloads {
+  readonly dir: string;
+  /** Archive digests an install is using now, a count per digest. */
+  readonly #inUse = new Map<string, number>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** `downloads/<sha256>.part`; its metadata lives in `<part>.json`. */
+  partPath(sha256: string): string {
+    return path.join(this.dir, `${sha256}.part`);
+  }
+
+  /** Marks the downloads of `sha256` in use until the returned release is called: `prune` leaves them. */
+  use(sha256: string): () => void {
+    this.#inUse.set(sha256, (this.#inUse.get(sha256) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#inUse.get(sha256) ?? 1) - 1;
+      if (n > 0) this.#inUse.set(sha256, n);
+      else this.#inUse.delete(sha256);
+    };
+  }
+
+  /** Removes the files of archives nobody is installing and `keep` does not name. */
+  async prune(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { names: [], bytes: 0 };
+      throw err;
+    }
+    const removed: string[] = [];
+    let bytes = 0;
+    for (const name of names.sort()) {
+      const sha = /^([0-9a-f]{64})\.(part|chunks)/.exec(name)?.[1];
+      if (!sha || keep.has(sha) || this.#inUse.has(sha)) continue;
+      const abs = path.join(this.dir, name);
+      bytes += await treeBytes(abs);
+      await rm(abs, { recursive: true, force: true });
+      removed.push(name);
+    }
+    return { names: removed, bytes };
+  }
+}
+
+/** Bytes of a file, or of the files under a folder (a chunked resume tree). */
+async function treeBytes(abs: string): Promise<number> {
+  const st = await stat(abs).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  let n = 0;
+  for (const e of await readdir(abs)) n += await treeBytes(path.join(abs, e));
+  return n;
+}
