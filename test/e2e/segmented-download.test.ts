@@ -95,21 +95,23 @@ describe.each(GUNZIP_MODES)('segmented download, gunzip on the %s thread', (_whe
     expect(c.progress.every((e) => e.connections <= 1)).toBe(true);
   });
 
-  it('the link probe rates what follows the first burst: 1.5 MB at once, then 2 MB/s, is a slow link that goes to segments', async () => {
+  it('the link probe rates what follows the first burst: 600 KB at once, then 1 MB/s, is a slow link that goes to segments', async () => {
     const p = '/seg/burst.tar.gz';
     const req = await request(p);
-    // The probe on the clock, as by default (no set segment size); slow is under 20 MB/s.
+    // The probe on the clock, as by default (no set segment size); slow is under 10 MB/s.
     delete req.download.segmentBytes;
-    req.download.segmentBelowBytesPerSec = 20e6;
-    srv.misbehave(p, { burst: 1_500_000, rate: 2_000_000 });
+    req.download.segmentBelowBytesPerSec = 10e6;
+    // A burst that fits the socket buffers whole, as a capped server's does (a larger one spilled past
+    // the probe's first half under load).
+    srv.misbehave(p, { burst: 600_000, rate: 1_000_000 });
     const c = collect();
     const done = await runInstallWorker(req, c.opts);
     expect(done.sha256).toBe(req.sha256);
     await expectExactTree(req);
-    // Rated over the whole probe, the burst alone reads as ~75 MB/s: a fast link, one stream kept.
+    // Rated over the whole probe, the burst alone reads as 15-30 MB/s: a fast link, one stream kept.
     const seg = c.logs.find((l) => l.event === 'download.segmented');
     expect(seg, 'the probe took the burst for the link rate').toBeDefined();
-    expect(seg!.fields.linkRate as number).toBeLessThan(20e6);
+    expect(seg!.fields.linkRate as number).toBeLessThan(10e6);
     expect(srv.stats(p).ranges.some((r) => r !== undefined)).toBe(true);
   });
 
