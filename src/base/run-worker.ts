@@ -4,7 +4,7 @@
  * caller, settle once on its final message, on an error or on an exit
  * without a result, forward an abort, and always terminate it afterwards.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { AbortError, LanderError, deserializeError, type SerializedError } from './errors.ts';
 import { moduleUrl } from './runtime.ts';
 
@@ -14,6 +14,8 @@ export interface RunWorkerOptions<M, R> {
   module: string;
   /** Passed as `workerData`. */
   request: unknown;
+  /** The worker's V8 heap limits (Node; Deno ignores them). */
+  resourceLimits?: ResourceLimits;
   /** What the work is, for messages: "install server 1.2.0", "verify /x". */
   what: string;
   /** The worker's name in messages: "the install worker failed". */
@@ -46,7 +48,7 @@ export function runWorker<M, R>(opts: RunWorkerOptions<M, R>): Promise<R> {
   const { what, signal } = opts;
   return new Promise<R>((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortError(`Cannot ${what}: aborted before start`, { cause: signal.reason }));
-    const worker = new Worker(moduleUrl(opts.base, opts.module), { workerData: opts.request });
+    const worker = new Worker(moduleUrl(opts.base, opts.module), { workerData: opts.request, ...(opts.resourceLimits ? { resourceLimits: opts.resourceLimits } : {}) });
     let settled = false;
     let graceTimer: NodeJS.Timeout | undefined;
     const finish = (fn: () => void) => {

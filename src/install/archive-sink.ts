@@ -152,10 +152,11 @@ export class Feed extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    // One buffer per batch, for the .part and for gunzip alike: each separate write into gunzip is
-    // its own thread-pool round trip (bench/: ~4,000 instead of ~700 for 256 MB, 3x the futex and
-    // epoll calls, ~13% more CPU and wall time). The .part write needed this copy anyway.
-    const bufs = chunks.length === 1 ? [chunks[0]!.chunk] : [Buffer.concat(chunks.map((c) => c.chunk))];
+    // One buffer per batch when gunzip runs here: each separate write into gunzip is its own
+    // thread-pool round trip (bench/: ~4,000 instead of ~700 for 256 MB, 3x the futex and epoll
+    // calls, ~13% more CPU and wall time). When the hash worker inflates, the batch goes to the
+    // .part alone, as one writev of the chunks: no copy, and no fresh memory to fault in.
+    const bufs = chunks.length === 1 || this.sink.readsPart() ? chunks.map((c) => c.chunk) : [Buffer.concat(chunks.map((c) => c.chunk))];
     let len = 0;
     for (const b of bufs) len += b.length;
     const pos = this.position;

@@ -17,6 +17,13 @@ export interface RunInstallWorkerOptions {
 }
 
 /**
+ * A small young generation: the tar stream's chunks, moved in from the hash worker, are freed by
+ * scavenges that its pacing allocation triggers (`PartHasher.adopt`); with V8's default (up to
+ * 16 MiB semi-spaces) they waited for the external-memory limit instead.
+ */
+export const INSTALL_WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 };
+
+/**
  * Runs one install in a worker thread.
  *
  * @throws the worker's error, rebuilt with its class and code (e.g.
@@ -29,6 +36,7 @@ export function runInstallWorker(req: InstallRequest, opts: RunInstallWorkerOpti
     base: import.meta.url,
     module: '../../workers/install.worker.ts',
     request: req,
+    resourceLimits: INSTALL_WORKER_LIMITS,
     what: `install ${req.component} ${req.version}`,
     name: 'install',
     ...(opts.signal ? { signal: opts.signal } : {}),
