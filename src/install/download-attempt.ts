@@ -61,6 +61,14 @@ export const DEFAULT_SEGMENT_BELOW = 64 << 20;
  */
 const PROBE_MS = 20;
 const PROBE_BYTES = 16 << 20;
+/**
+ * A link judged fast is rated once more over the second half of this window
+ * from the decision: a burst the probe read late (this thread busy for more
+ * than its first half) passes for a fast link, and the capped stream then ran
+ * at one connection to the end. Skipped while the stream waits on our side
+ * (the `.part` write or the extraction): that is not the link's rate.
+ */
+const RECHECK_MS = 300;
 
 /** One attempt at `url`; see the module comment. */
 export async function attemptDownload(job: AttemptHost, url: string): Promise<AttemptOutcome> {
@@ -167,16 +175,29 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   // Decided on the clock, not only on the next chunk: a capped server sends in bursts (nginx's
   // limit_rate waits ~100-200 ms between them), and waiting for the next burst to decide cost
   // 200 ms at one connection instead of 50.
+  const below = d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW;
+  const rateSince = (from: { seen: number; at: number }) => (seen - from.seen) / Math.max(1e-3, (performance.now() - from.at) / 1000);
   const decide = () => {
     if (!probe) return;
     probe = false;
     if (timer) clearTimeout(timer);
-    const now = performance.now();
-    const from = half ?? { seen: 0, at: t0 };
-    const rate = (seen - from.seen) / Math.max(1e-3, (now - from.at) / 1000);
-    job.linkSpeed = rate < (d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW) ? 'slow' : 'fast';
+    const rate = rateSince(half ?? { seen: 0, at: t0 });
+    job.linkSpeed = rate < below ? 'slow' : 'fast';
     job.linkRate = Math.round(rate);
-    if (job.linkSpeed === 'slow') res.body.destroy(toSegments);
+    if (job.linkSpeed === 'slow') return void res.body.destroy(toSegments);
+    timer = setTimeout(() => {
+      const from = { seen, at: performance.now() };
+      timer = setTimeout(() => recheck(from), RECHECK_MS / 2);
+    }, RECHECK_MS / 2);
+  };
+  const recheck = (from: { seen: number; at: number }) => {
+    if (res.body.destroyed || feed.writableNeedDrain || res.body.isPaused()) return;
+    const rate = rateSince(from);
+    if (rate >= below) return;
+    job.log('info', 'download.recheck', { url: job.url, probedRate: job.linkRate, linkRate: Math.round(rate), below }, 'the link is slower than its first bytes said: switching to segments');
+    job.linkSpeed = 'slow';
+    job.linkRate = Math.round(rate);
+    res.body.destroy(toSegments);
   };
   res.body.on('data', (c: Buffer) => {
     job.downloaded += c.length;

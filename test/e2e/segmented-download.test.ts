@@ -115,6 +115,28 @@ describe.each(GUNZIP_MODES)('segmented download, gunzip on the %s thread', (_whe
     expect(srv.stats(p).ranges.some((r) => r !== undefined)).toBe(true);
   });
 
+  it('a link judged fast on a burst is rated again: 1.2 MB at once, then 200 KB/s, goes on in segments from where it was', async () => {
+    const p = '/seg/late-burst.tar.gz';
+    const req = await request(p);
+    // The probe decides on its first 128 KiB (a set segment size), all inside the burst: a fast link.
+    req.download.segmentBelowBytesPerSec = 10e6;
+    srv.misbehave(p, { burst: 1_200_000, rate: 200_000 });
+    const c = collect();
+    const done = await runInstallWorker(req, c.opts);
+    expect(done.sha256).toBe(req.sha256);
+    await expectExactTree(req);
+    const again = c.logs.find((l) => l.event === 'download.recheck');
+    expect(again, 'the stream stayed single after its burst').toBeDefined();
+    expect(again!.fields.probedRate as number).toBeGreaterThanOrEqual(10e6);
+    expect(again!.fields.linkRate as number).toBeLessThan(10e6);
+    const seg = c.logs.find((l) => l.event === 'download.segmented');
+    expect(seg, 'no segments after the recheck').toBeDefined();
+    // Segments start where the single stream stopped, past the burst: nothing before it is fetched again.
+    expect(seg!.fields.offset as number).toBeGreaterThanOrEqual(1_000_000);
+    expect(srv.stats(p).ranges[0]).toBeUndefined();
+    expect(srv.stats(p).ranges.slice(1).every((r) => r !== undefined)).toBe(true);
+  });
+
   it('a segment cut mid-body is fetched again from its last byte; the tree is exact', async () => {
     const p = '/seg/cut.tar.gz';
     const req = await request(p);
