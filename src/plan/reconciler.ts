@@ -285,13 +285,15 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /**
    * Old generations and entries go; entries that the desired specs still want stay (a reconcile may
    * be about to use them). Downloads go too, once a generation has landed: the desired state is
-   * installed, so a `.part` left is for a version no longer wanted, unless an install is using it
-   * or a spec pins its digest.
+   * installed, so a `.part` left is for a version no longer wanted, unless an install is using it,
+   * a spec pins its digest, or it came from a URL the latest desired state names (an edit back to
+   * it while this generation landed: queued, not yet at its digest).
    */
   async #gc(specs: ComponentSpec[]): Promise<void> {
     const wanted = this.store.state.entries.filter((e) => specs.some((s) => entrySatisfies(e, s)));
     const pinned = new Set(specs.flatMap((s) => (s.sha256 ? [s.sha256] : [])));
-    await this.store.gc(this.#config.keepGenerations, wanted, { keep: pinned });
+    const urls = new Set([...specs, ...this.#desired.specs].flatMap((s) => s.urls));
+    await this.store.gc(this.#config.keepGenerations, wanted, { keep: pinned, urls });
   }
 
   async #onCrashLoop(): Promise<void> {

@@ -5,7 +5,7 @@
  * and nothing pins (partial downloads of versions no longer wanted, and any
  * left by a crash after their tree was stored).
  */
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export class Downloads {
@@ -35,8 +35,12 @@ export class Downloads {
     };
   }
 
-  /** Removes the files of archives nobody is installing and `keep` does not name. */
-  async prune(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
+  /**
+   * Removes the files of archives nobody is installing and `keep` does not name, except a `.part`
+   * whose metadata says it came from one of `urls` (a version wanted again, queued but not yet at
+   * its digest: its bytes resume instead of coming again).
+   */
+  async prune(keep: ReadonlySet<string>, urls: ReadonlySet<string> = new Set()): Promise<{ names: string[]; bytes: number }> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -45,16 +49,31 @@ export class Downloads {
       throw err;
     }
     const removed: string[] = [];
+    const wantedUrl = new Map<string, boolean>();
     let bytes = 0;
     for (const name of names.sort()) {
       const sha = /^([0-9a-f]{64})\.(part|chunks)/.exec(name)?.[1];
       if (!sha || keep.has(sha) || this.#inUse.has(sha)) continue;
+      if (urls.size > 0) {
+        if (!wantedUrl.has(sha)) wantedUrl.set(sha, urls.has((await this.#partUrl(sha)) ?? ''));
+        if (wantedUrl.get(sha)) continue;
+      }
       const abs = path.join(this.dir, name);
       bytes += await treeBytes(abs);
       await rm(abs, { recursive: true, force: true });
       removed.push(name);
     }
     return { names: removed, bytes };
+  }
+
+  /** The URL a `.part` was fetched from, from its `.part.json` (install/part-file.ts writes it); undefined when unreadable. */
+  async #partUrl(sha256: string): Promise<string | undefined> {
+    try {
+      const meta = JSON.parse(await readFile(`${this.partPath(sha256)}.json`, 'utf8')) as { url?: unknown };
+      return typeof meta.url === 'string' ? meta.url : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -147,9 +147,9 @@ export class Store {
     return this.downloads.use(sha256);
   }
 
-  /** Removes what `downloads/` holds for archives nobody is installing and `keep` does not name (downloads.ts). */
-  pruneDownloads(keep: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
-    return this.downloads.prune(keep);
+  /** Removes what `downloads/` holds for archives nobody is installing, `keep` does not name and none of `urls` fetched (downloads.ts). */
+  pruneDownloads(keep: ReadonlySet<string>, urls?: ReadonlySet<string>): Promise<{ names: string[]; bytes: number }> {
+    return this.downloads.prune(keep, urls);
   }
 
   /** A path for a fresh staging folder; the worker creates it. */
@@ -352,7 +352,7 @@ export class Store {
    * entry no kept generation uses (except `protect`, wanted by a plan);
    * with `downloads`, also what `pruneDownloads` finds unwanted.
    */
-  async gc(keep: number, protect: StoreEntry[] = [], downloads?: { keep: ReadonlySet<string> }): Promise<{ generations: number[]; entries: string[]; downloads: string[] }> {
+  async gc(keep: number, protect: StoreEntry[] = [], downloads?: { keep: ReadonlySet<string>; urls?: ReadonlySet<string> }): Promise<{ generations: number[]; entries: string[]; downloads: string[] }> {
     const byNewest = [...this.state.generations].sort((a, b) => b.id - a.id);
     const kept = new Set<number>();
     if (this.state.current !== null) kept.add(this.state.current);
@@ -372,7 +372,7 @@ export class Store {
       await rm(`${this.abs(e.dir)}.files.json`, { force: true });
       await rm(`${this.abs(e.dir)}.index`, { force: true });
     }
-    const pruned = downloads ? await this.pruneDownloads(downloads.keep) : { names: [], bytes: 0 };
+    const pruned = downloads ? await this.pruneDownloads(downloads.keep, downloads.urls) : { names: [], bytes: 0 };
     if (dropGens.length || dropEntries.length || pruned.names.length) {
       this.log.info({
         event: 'store.gc', generations: dropGens.map((g) => g.id), entries: dropEntries.map((e) => e.dir), downloads: pruned.names, downloadBytes: pruned.bytes,

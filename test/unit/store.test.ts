@@ -118,6 +118,23 @@ describe('Store', () => {
     await store.close();
   });
 
+  it('prune leaves a .part fetched from a URL still wanted (a version queued again), and removes one from any other URL', async () => {
+    const store = await Store.open(root, log);
+    const sha = (c: string) => c.repeat(64);
+    const dl = (n: string) => path.join(root, 'downloads', n);
+    await writeFile(dl(`${sha('e')}.part`), Buffer.alloc(100));
+    await writeFile(dl(`${sha('e')}.part.json`), '{"url":"http://x/server-1.1.0.tar.gz"}');
+    await writeFile(dl(`${sha('f')}.part`), Buffer.alloc(50));
+    await writeFile(dl(`${sha('f')}.part.json`), '{"url":"http://x/server-1.0.0.tar.gz"}');
+    await writeFile(dl(`${sha('9')}.part`), Buffer.alloc(7)); // no metadata: nothing says where it came from
+    const r = await store.pruneDownloads(new Set(), new Set(['http://x/server-1.1.0.tar.gz', 'http://mirror/server-1.1.0.tar.gz']));
+    expect(r.names.sort()).toEqual([`${sha('9')}.part`, `${sha('f')}.part`, `${sha('f')}.part.json`].sort());
+    expect((await readdir(path.join(root, 'downloads'))).sort()).toEqual([`${sha('e')}.part`, `${sha('e')}.part.json`]);
+    // Once no longer wanted from anywhere, it goes too.
+    expect((await store.pruneDownloads(new Set(), new Set(['http://x/server-1.2.0.tar.gz']))).names.sort()).toEqual([`${sha('e')}.part`, `${sha('e')}.part.json`]);
+    await store.close();
+  });
+
   it('cleans staging and half-built generations left by a crash, and follows current over a stale state.json', async () => {
     const store = await Store.open(root, log);
     const e = await commit(store, 'server', '1', 'a', { f: '1' });
