@@ -134,11 +134,11 @@ export class PartHasher {
   /**
    * Takes a chunk the worker moved here, without a copy. V8 counts memory moved in from another
    * thread toward no scavenge: with nothing else allocating here (once the download is done), the
-   * written chunks waited for the 64 MiB external-memory limit, peak RSS 170-188 MiB for 531 MB.
+   * written chunks waited for the 64 MiB external-memory limit, peak RSS 164-188 MiB for 531 MB.
    * So each chunk taken allocates 1/16 of its size in this isolate's young generation, which the
-   * install worker keeps at 2 MiB (`INSTALL_WORKER_LIMITS`, worker-client.ts): a scavenge every few MiB frees the
-   * chunks written meanwhile (peak RSS 126 MiB). Copying each chunk instead (the earlier way) cost
-   * ~0.25 s of CPU per 890 MB of tar, most of it faulting in fresh pages.
+   * install worker keeps at 2 MiB (`INSTALL_WORKER_LIMITS`, worker-client.ts): a scavenge every
+   * few MiB frees the chunks written meanwhile (peak RSS 126 MiB). Copying each chunk instead (the
+   * earlier way) cost ~0.25 s of CPU per 890 MB of tar, most of it faulting in fresh pages.
    */
   private adopt(chunk: Uint8Array): Buffer {
     this.pace = new Array(chunk.byteLength >> PACE_SHIFT);

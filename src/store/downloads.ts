@@ -5,8 +5,9 @@
  * and nothing pins (partial downloads of versions no longer wanted, and any
  * left by a crash after their tree was stored).
  */
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readPartMeta } from '../install/part-file.ts';
 
 export class Downloads {
   readonly dir: string;
@@ -55,7 +56,8 @@ export class Downloads {
       const sha = /^([0-9a-f]{64})\.(part|chunks)/.exec(name)?.[1];
       if (!sha || keep.has(sha) || this.#inUse.has(sha)) continue;
       if (urls.size > 0) {
-        if (!wantedUrl.has(sha)) wantedUrl.set(sha, urls.has((await this.#partUrl(sha)) ?? ''));
+        // Unreadable or torn metadata names no URL: the .part goes, as it would not be resumed anyway.
+        if (!wantedUrl.has(sha)) wantedUrl.set(sha, urls.has((await readPartMeta(this.partPath(sha)).catch(() => undefined))?.url ?? ''));
         if (wantedUrl.get(sha)) continue;
       }
       const abs = path.join(this.dir, name);
@@ -66,15 +68,6 @@ export class Downloads {
     return { names: removed, bytes };
   }
 
-  /** The URL a `.part` was fetched from, from its `.part.json` (install/part-file.ts writes it); undefined when unreadable. */
-  async #partUrl(sha256: string): Promise<string | undefined> {
-    try {
-      const meta = JSON.parse(await readFile(`${this.partPath(sha256)}.json`, 'utf8')) as { url?: unknown };
-      return typeof meta.url === 'string' ? meta.url : undefined;
-    } catch {
-      return undefined;
-    }
-  }
 }
 
 /** Bytes of a file, or of the files under a folder (a chunked resume tree). */
