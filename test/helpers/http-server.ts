@@ -242,9 +242,10 @@ function writeCounted(res: http.ServerResponse, body: Buffer, st: PathStats, don
       const chunk = body.subarray(off, off + piece);
       off += chunk.length;
       st.bytesSent += chunk.length;
-      const more = res.write(chunk);
-      if (off >= body.length) { res.write('', () => done()); return; }
-      if (!more) { res.once('drain', pump); return; }
+      // The last chunk's callback runs once the socket handed it (and so all before it) to the kernel;
+      // an empty write's callback would run at once, with bytes still in Node's buffer for a destroy to drop.
+      if (off >= body.length) { res.write(chunk, () => done()); return; }
+      if (!res.write(chunk)) { res.once('drain', pump); return; }
     }
     done();
   };
