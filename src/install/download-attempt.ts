@@ -7,10 +7,10 @@
  * contiguous prefix in order.
  */
 import path from 'node:path';
-import { pipeline as pipe } from 'node:stream/promises';
 import { DownloadError, hasCode } from '../base/errors.ts';
 import { httpGet, isRetryableStatus, parseContentRange, type HttpResponse } from '../fetch/http-get.ts';
 import { fetchRanges } from '../fetch/ranged-fetch.ts';
+import { pipeKeepingReceived } from '../fetch/keep-received.ts';
 import { mergeRanges, missingRanges, rangeBytes, segmentSize, splitRanges, type ByteRange } from '../fetch/byte-ranges.ts';
 import type { AttemptOutcome } from '../fetch/mirrors.ts';
 import type { InstallRequest, LogEvent } from '../../workers/protocol.ts';
@@ -217,7 +217,8 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   });
   res.body.once('close', () => { if (timer) clearTimeout(timer); });
   try {
-    await pipe(res.body, feed);
+    // A break keeps every byte received: the feed writes out what it buffered before the retry's Range.
+    await pipeKeepingReceived(res.body, feed);
   } catch (err) {
     await feed.inflight; // the .part must hold exactly the hashed bytes before the next Range
     if (err === toSegments && !feed.fatal) return { kind: 'again', reason: toSegments.message };

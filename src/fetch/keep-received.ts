@@ -1,0 +1,37 @@
+/**
+ * Pipes a response body into a writable and keeps what was received when
+ * the body breaks. `stream.pipeline` destroys the destination on a source
+ * error, and a destroyed Writable drops the chunks it buffered (up to its
+ * highWaterMark, 1 MiB for the `.part` feed): a resume then asked for them
+ * again. Here a broken source ends the destination instead, so it writes out
+ * everything it holds, and only then is the source's error passed on. A
+ * failing destination destroys the source and wins.
+ */
+import { finished, type Readable, type Writable } from 'node:stream';
+
+export function pipeKeepingReceived(source: Readable, dest: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let sourceError: Error | undefined;
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else resolve();
+    };
+    finished(source, (err) => {
+      if (!err) return; // a clean end: pipe() ends the destination
+      sourceError = err;
+      source.unpipe(dest);
+      if (!dest.destroyed && !dest.writableEnded) dest.end();
+    });
+    finished(dest, (err) => {
+      if (err) {
+        source.destroy();
+        return settle(err);
+      }
+      settle(sourceError);
+    });
+    source.pipe(dest);
+  });
+}
