@@ -34,6 +34,10 @@ beforeAll(async () => {
   const slow = path.join(work, 'src-core-slow');
   await makeCoreTree(slow, '1.5.0-slow', { smallFiles: 5, flags: '--start-delay-ms 5000' });
   cores['1.5.0-slow'] = await publish(server, '1.5.0-slow', 'voicebox-server-cuda.tar.gz', slow);
+  // One healthy after 2.5 s: long enough for a config edit to arrive while it lands.
+  const slowish = path.join(work, 'src-core-slowish');
+  await makeCoreTree(slowish, '1.6.0-slow', { smallFiles: 5, flags: '--start-delay-ms 2500' });
+  cores['1.6.0-slow'] = await publish(server, '1.6.0-slow', 'voicebox-server-cuda.tar.gz', slowish);
   const small = path.join(work, 'src-cuda');
   await makeCudaTree(small, { libBytes: 128 * 1024, libs: 2 });
   await publish(server, 'libs', 'cuda-libs-cu128-v1.tar.gz', small);
@@ -248,6 +252,43 @@ describe('lander run (daemon)', () => {
     expect(gc, 'the landing\'s gc removed the superseded .part').toBeDefined();
     expect(gc!.downloadBytes as number).toBeGreaterThanOrEqual(1000);
     expect((await readdir(path.join(t.root, 'downloads'))).filter((n) => n.startsWith(cores['1.1.0']!.sha256))).toEqual([]);
+  });
+
+  it('an edit back to a version while another lands: its .part outlives that landing\'s gc and resumes', async () => {
+    // Timeouts above the sidecar's delay below: the wait is the server's, not a failure.
+    const download = { retries: 2, backoffInitial: '50ms', connectTimeout: '2s', idleTimeout: '15s' };
+    const t = await setup('edit-back', { download });
+    await t.save({ core: '1.0.0' });
+    const d = t.start();
+    await d.waitFor((r) => r.event === 'generation.landed');
+    const a = cores['1.1.0']!;
+    server.misbehave(a.urlPath, { stallAfter: 1000, times: 1 });
+    let mark = d.logs().length;
+    await t.save({ core: '1.1.0' });
+    await d.waitFor((r) => r.event === 'download.start' && r.version === '1.1.0', { since: mark });
+    mark = d.logs().length;
+    await t.save({ core: '1.6.0-slow' });
+    await d.waitFor((r) => r.event === 'install.aborted' && r.version === '1.1.0', { since: mark });
+    const part = path.join(t.root, 'downloads', `${a.sha256}.part`);
+    expect((await stat(part)).size).toBeGreaterThanOrEqual(1000);
+    // 1.6.0-slow swaps in and its server takes 2.5 s to be healthy; the landing's gc comes after that.
+    // The edit back to 1.1.0 arrives meanwhile, and its sidecar answers only after 6 s: at the gc, no
+    // install of 1.1.0 holds its digest; only the desired state's URLs say its .part is wanted.
+    await d.waitFor((r) => r.event === 'generation.swap' && r.to === 2, { since: mark });
+    server.misbehave(`${a.urlPath}.sha256`, { delayMs: 6000, times: 1 });
+    const back = d.logs().length;
+    await t.save({ core: '1.1.0' });
+    const landed = await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 2, { since: mark, timeoutMs: 20_000 });
+    const at = d.logs().indexOf(landed);
+    const early = d.logs().slice(back, at).filter((r) => r.version === '1.1.0' && /^download\./.test(String(r.event)));
+    expect(early, 'no download of 1.1.0 began before the slow landing\'s gc').toEqual([]);
+    expect(await readdir(path.join(t.root, 'downloads'))).toContain(`${a.sha256}.part`);
+    await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 3, { since: back, timeoutMs: 20_000 });
+    const resume = d.logs().slice(back).find((r) => r.event === 'download.resume' && r.version === '1.1.0');
+    expect(resume?.offset as number).toBeGreaterThanOrEqual(1000);
+    expect(server.stats(a.urlPath).ranges.at(-1)).toBe(`bytes=${resume!.offset as number}-`);
+    expect(d.logs().slice(back).some((r) => r.event === 'download.start' && r.version === '1.1.0')).toBe(false);
+    expect(await readFile(path.join((await whoami(t.port)).cwd, '_internal/VERSION'), 'utf8')).toBe('1.1.0\n');
   });
 
   it('follows a polled manifest: a new version installs, a 304 costs no download', async () => {

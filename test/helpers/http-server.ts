@@ -52,6 +52,8 @@ export interface Misbehaviour {
   after?: number;
   /** Serve with this ETag instead (If-Range is checked against it): the resource "changed". */
   etag?: string;
+  /** Answer only after this many ms (a slow origin or sidecar); then as the other fields say. */
+  delayMs?: number;
 }
 
 export interface PathStats {
@@ -139,6 +141,10 @@ export async function startTestServer(): Promise<TestServer> {
       statsFor(p).requests++;
     }
     const fault = nextFault(p);
+    if (fault?.delayMs) setTimeout(() => respond(p, fault, st, req, res), fault.delayMs);
+    else respond(p, fault, st, req, res);
+  });
+  const respond = (p: string, fault: Misbehaviour | undefined, st: PathStats, req: http.IncomingMessage, res: http.ServerResponse) => {
     if (fault?.redirectTo !== undefined) {
       let to = fault.redirectTo;
       if (fault.expiring) {
@@ -201,7 +207,7 @@ export async function startTestServer(): Promise<TestServer> {
       else if (fault?.endAfter !== undefined) res.socket?.end();
       // stallAfter: leave the socket open and silent.
     }, fault?.rate ?? f.rate, fault?.burst);
-  });
+  };
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
