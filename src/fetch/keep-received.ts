@@ -12,25 +12,18 @@ import { finished, type Readable, type Writable } from 'node:stream';
 export function pipeKeepingReceived(source: Readable, dest: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let sourceError: Error | undefined;
-    let settled = false;
-    const settle = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      if (err) reject(err);
-      else resolve();
-    };
     finished(source, (err) => {
       if (!err) return; // a clean end: pipe() ends the destination
       sourceError = err;
       source.unpipe(dest);
       if (!dest.destroyed && !dest.writableEnded) dest.end();
     });
+    // Called once: the destination's end (after the buffered chunks) or its failure.
     finished(dest, (err) => {
-      if (err) {
-        source.destroy();
-        return settle(err);
-      }
-      settle(sourceError);
+      if (err) source.destroy();
+      const failure = err ?? sourceError;
+      if (failure) reject(failure);
+      else resolve();
     });
     source.pipe(dest);
   });
