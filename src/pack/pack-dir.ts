@@ -128,6 +128,6 @@ function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }): 
 }
 
 /** Packs a whole folder in this thread (the demo's small releases). */
-export async function packDirectory(dir: string, outFile: string, opts: Pick<WriteTarGzOptions, 'level' | 'chunked'> = {}): Promise<PackResult> {
+export async function packDirectory(dir: string, outFile: string, opts: Pick<WriteTarGzOptions, 'level' | 'chunked' | 'signal'> = {}): Promise<PackResult> {
   return writeTarGz(dir, await walkSource(dir), outFile, opts);
 }

@@ -26,26 +26,43 @@ it('the offline demo lands two generations, restarts the server, and removes its
   await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
 }, 120_000);
 
-it('removes its folder when its stdout is closed early (npm start | head -1)', async () => {
+/** Whether a process is still there (signal 0 checks without sending). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// `npm start | head -N`: stdout closes at some step of the demo; whichever, it must stop what it started and remove its folder.
+it.each([
+  ['its first line', /lander demo in /],
+  ['the daemon starts', /2\. Starting the lander daemon/],
+  ['the first landing', /generation 1 is live; the server \(pid \d+\)/],
+])('removes its folder and stops its server when its stdout is closed after %s (npm start | head)', async (_step, upTo) => {
   const isDeno = 'Deno' in globalThis;
   const argv = isDeno ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`] : [`${REPO}dist/src/cli/demo/demo.js`];
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let first = '';
+  let seen = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  // Read the first line (it names the folder), then close the pipe as head would.
+  // Read up to the step's line, then close the pipe as head would.
   await new Promise<void>((resolve) => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      first += d;
-      if (first.includes('\n')) {
+      seen += d;
+      if (upTo.test(seen) && seen.slice(seen.search(upTo)).includes('\n')) {
         child.stdout.destroy();
         resolve();
       }
     });
   });
   const code = await new Promise<number | null>((r) => child.on('close', r));
-  const folder = /lander demo in (\S+)/.exec(first)![1]!;
+  const folder = /lander demo in (\S+)/.exec(seen)![1]!;
   expect(err).toBe('');
   expect(code).toBe(0);
   await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
+  const pid = /the server \(pid (\d+)\)/.exec(seen)?.[1];
+  if (pid) expect(alive(Number(pid))).toBe(false);
 }, 120_000);

@@ -33,25 +33,25 @@ const say = (s: string) => {
 
 /**
  * The demo's folder goes whatever happens to its stdout or when the
- * operator presses Ctrl-C, also half-way through: `stops` run once, then
- * the folder is removed (and, as a last resort, removed synchronously at exit).
+ * operator presses Ctrl-C, also half-way through. Stopping is ordered, so
+ * nothing writes into the folder while it is removed: `halt` makes main()
+ * unwind at its next step, then what it started stops (`stops`, last first:
+ * the daemon and its workers, the log file, the release server), then the
+ * folder goes (and, as a last resort, synchronously at exit).
  */
+const halt = new AbortController();
 const stops: (() => Promise<unknown>)[] = [];
 let work: string | undefined;
 let stopping: Promise<void> | undefined;
+/** How long a stop waits for main() to reach its next step (a pack of cuda-libs in flight) before it goes on regardless. */
+const UNWIND_MS = 15_000;
 function stopAndClean(code: number): Promise<void> {
   stopping ??= (async () => {
     say('\nstopping: the server, the daemon, the release server; removing the demo folder');
+    halt.abort();
+    await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, UNWIND_MS).unref())]);
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
-    // The demo may still be writing into its folder (a closed stdout stops it mid-step): retry what races.
-    for (let i = 0; work && i < 20; i++) {
-      try {
-        await rm(work, { recursive: true, force: true });
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    if (work) await rm(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }).catch(() => undefined);
     process.exit(code);
   })();
   return stopping;
@@ -61,11 +61,13 @@ out.on('error', () => {
   void stopAndClean(0);
 });
 process.on('exit', () => {
-  if (work) rmSync(work, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
 });
 // Ctrl-C is how the demo is meant to end: exit 0 (npm start would otherwise report a failure).
 process.once('SIGINT', () => void stopAndClean(0));
 process.once('SIGTERM', () => void stopAndClean(0));
+/** main()'s checkpoint between steps: once stopping, it unwinds here (its error is expected and not reported). */
+const going = () => halt.signal.throwIfAborted();
 
 /** The repo's stand-in GPU server (plain JS), found from this module in src/ or dist/src/. */
 function standInPath(): string {
@@ -81,7 +83,7 @@ async function makeCore(dir: string, version: string): Promise<void> {
   await chmod(path.join(dir, 'voicebox-server-cuda'), 0o755);
   await copyFile(standInPath(), path.join(dir, '_internal/server.mjs'));
   await writeFile(path.join(dir, '_internal/VERSION'), `${version}\n`);
-  for (let i = 0; i < 300; i++) await writeFile(path.join(dir, `_internal/voicebox/mod${i}.py`), `# voicebox ${version} module ${i}\n`.repeat(20));
+  for (let i = 0; i < 300; i++, going()) await writeFile(path.join(dir, `_internal/voicebox/mod${i}.py`), `# voicebox ${version} module ${i}\n`.repeat(20));
 }
 
 async function makeCudaLibs(dir: string): Promise<void> {
@@ -89,6 +91,7 @@ async function makeCudaLibs(dir: string): Promise<void> {
   await mkdir(lib, { recursive: true });
   for (const [name, mib] of [['libcublasLt.so.12', 24], ['libcublas.so.12', 8], ['libcudart.so.12', 2]] as const) {
     // Half random, half zeros: roughly the compressibility of real CUDA libraries.
+    going();
     const half = randomBytes((mib * 1024 * 1024) / 2);
     await writeFile(path.join(lib, name), Buffer.concat([half, Buffer.alloc(half.length)]));
   }
@@ -98,7 +101,7 @@ async function makeCudaLibs(dir: string): Promise<void> {
 async function publish(releases: string, tag: string, name: string, src: string): Promise<void> {
   const dir = path.join(releases, `v${tag}`);
   await mkdir(dir, { recursive: true });
-  const r = await packDirectory(src, path.join(dir, name), { level: 1 });
+  const r = await packDirectory(src, path.join(dir, name), { level: 1, signal: halt.signal });
   await writeFile(path.join(dir, `${name}.sha256`), `${r.sha256}  ${name}\n`);
   say(`  published ${name} (${formatBytes(r.size)}, sha256 ${r.sha256.slice(0, 12)}…)`);
 }
@@ -118,8 +121,10 @@ async function main(): Promise<void> {
   // Throttled, so the progress of the one pass (download, hash, extract) can be watched.
   const server = await startStaticServer(releases, { bytesPerSecond: 12 * 1024 * 1024 });
   stops.push(() => server.close());
+  going();
   const port = await freePort();
   const writeConfig = async (core: string) => {
+    going();
     const config = {
       root,
       components: {
@@ -139,9 +144,13 @@ async function main(): Promise<void> {
   say(`  serving ${releases} on ${server.origin}\n`);
 
   say('2. Starting the lander daemon (JSON logs go to lander.log)');
-  const log = createLogger({ level: 'info', destination: pino.destination({ dest: logFile, sync: false, mkdir: true }) });
+  // No `mkdir`: sonic-boom's asynchronous mkdir, in flight during a stop, would make the folder again after it is removed.
+  const logDest = pino.destination({ dest: logFile, sync: false });
+  stops.push(() => new Promise((r) => (logDest.once('close', r), logDest.end())));
+  const log = createLogger({ level: 'info', destination: logDest });
   const daemon = await Daemon.start({ configPath, log });
   stops.push(() => daemon.stop());
+  going();
   const bars = out.isTTY ? new ProgressBars(out) : undefined;
   const lastLine = new Map<string, number>();
   const landed: ((e: Extract<DaemonEvent, { type: 'landed' }>) => void)[] = [];
@@ -159,7 +168,14 @@ async function main(): Promise<void> {
       if (e.type === 'landed') landed.splice(0).forEach((f) => f(e));
     }
   });
-  const nextLanding = () => new Promise<Extract<DaemonEvent, { type: 'landed' }>>((r) => landed.push(r));
+  const nextLanding = () => {
+    const p = new Promise<Extract<DaemonEvent, { type: 'landed' }>>((resolve, reject) => {
+      landed.push(resolve);
+      halt.signal.addEventListener('abort', () => reject(halt.signal.reason), { once: true });
+    });
+    p.catch(() => undefined); // awaited later; a stop before that is not an unhandled rejection
+    return p;
+  };
   const first = await nextLanding();
   const pid1 = daemon.status().server.pid;
   say(`\n  generation ${first.generation} is live; the server (pid ${pid1}) is healthy on port ${port}\n`);
@@ -181,10 +197,7 @@ async function main(): Promise<void> {
   say(`  tail -f ${logFile}`);
   say(`  ls -l ${root} ${root}/current/`);
 
-  if (once) {
-    await stopAndClean(0);
-    return;
-  }
+  if (once) return;
   say('\nThe daemon keeps running; edit lander.json to try more. Ctrl-C to stop and clean up.');
 }
 
@@ -205,9 +218,13 @@ function describe(e: DaemonEvent): string | undefined {
   }
 }
 
-main().catch((err) => {
-  // Once stopping (a closed stdout, Ctrl-C), the folder is being removed under the demo's feet: errors from that are expected.
-  if (stopping) return;
-  process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
-  void stopAndClean(1);
-});
+const running = main();
+running.then(
+  () => (once ? stopAndClean(0) : undefined),
+  (err) => {
+    // Once stopping (a closed stdout, Ctrl-C), main() unwinds on purpose: its error is expected.
+    if (stopping) return;
+    process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
+    void stopAndClean(1);
+  },
+);
