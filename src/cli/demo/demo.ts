@@ -171,7 +171,8 @@ async function main(): Promise<void> {
   const nextLanding = () => {
     const p = new Promise<Extract<DaemonEvent, { type: 'landed' }>>((resolve, reject) => {
       landed.push(resolve);
-      halt.signal.addEventListener('abort', () => reject(halt.signal.reason), { once: true });
+      if (halt.signal.aborted) reject(halt.signal.reason);
+      else halt.signal.addEventListener('abort', () => reject(halt.signal.reason), { once: true });
     });
     p.catch(() => undefined); // awaited later; a stop before that is not an unhandled rejection
     return p;
