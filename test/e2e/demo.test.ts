@@ -6,10 +6,14 @@ import { expect, it } from 'vitest';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The demo as `npm start` runs it (dist/ under Node, the TypeScript source under Deno), stdout and stderr piped. */
+function spawnDemo(...args: string[]) {
+  const argv = 'Deno' in globalThis ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`, ...args] : [`${REPO}dist/src/cli/demo/demo.js`, ...args];
+  return spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 it('the offline demo lands two generations, restarts the server, and removes its folder', async () => {
-  const isDeno = 'Deno' in globalThis;
-  const argv = isDeno ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`, '--once'] : [`${REPO}dist/src/cli/demo/demo.js`, '--once'];
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnDemo('--once');
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -42,9 +46,7 @@ it.each([
   ['the daemon starts', /2\. Starting the lander daemon/],
   ['the first landing', /generation 1 is live; the server \(pid \d+\)/],
 ])('removes its folder and stops its server when its stdout is closed after %s (npm start | head)', async (_step, upTo) => {
-  const isDeno = 'Deno' in globalThis;
-  const argv = isDeno ? ['run', '-A', `${REPO}src/cli/demo/demo.ts`] : [`${REPO}dist/src/cli/demo/demo.js`];
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnDemo();
   let seen = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
