@@ -146,7 +146,7 @@ async function main(): Promise<void> {
   say('2. Starting the lander daemon (JSON logs go to lander.log)');
   // No `mkdir`: sonic-boom's asynchronous mkdir, in flight during a stop, would make the folder again after it is removed.
   const logDest = pino.destination({ dest: logFile, sync: false });
-  stops.push(() => new Promise((r) => (logDest.once('close', r), logDest.end())));
+  stops.push(() => new Promise((r) => (logDest.once('close', r).once('error', r), logDest.end())));
   const log = createLogger({ level: 'info', destination: logDest });
   const daemon = await Daemon.start({ configPath, log });
   stops.push(() => daemon.stop());
