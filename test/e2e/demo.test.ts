@@ -68,3 +68,27 @@ it.each([
   const pid = /the server \(pid (\d+)\)/.exec(seen)?.[1];
   if (pid) expect(alive(Number(pid))).toBe(false);
 }, 120_000);
+
+it('Ctrl-C once the first generation is live: exit 0, the server and the daemon stopped, the folder removed', async () => {
+  const child = spawnDemo();
+  let out = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const live = /generation 1 is live; the server \(pid (\d+)\)/;
+  await new Promise<void>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (live.test(out)) resolve();
+    });
+  });
+  const closed = new Promise<number | null>((r) => child.on('close', r));
+  // process.kill, not child.kill: Deno's ChildProcess reports a child it signalled as killed by that signal, whatever its exit code.
+  process.kill(child.pid!, 'SIGINT');
+  const code = await closed;
+  expect(err).toBe('');
+  expect(code).toBe(0);
+  expect(out).toMatch(/stopping: the server, the daemon, the release server; removing the demo folder/);
+  expect(out).toMatch(/server: healthy -> stopping \(pid \d+, generation 1\)/);
+  expect(alive(Number(live.exec(out)![1]))).toBe(false);
+  await expect(stat(/lander demo in (\S+)/.exec(out)![1]!)).rejects.toMatchObject({ code: 'ENOENT' });
+}, 120_000);
