@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { gone } from '../helpers/process-gone.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -30,16 +31,6 @@ it('the offline demo lands two generations, restarts the server, and removes its
   await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
 }, 120_000);
 
-/** Whether a process is still there (signal 0 checks without sending). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // `npm start | head -N`: stdout closes at some step of the demo; whichever, it must stop what it started and remove its folder.
 it.each([
   ['its first line', /lander demo in /],
@@ -66,7 +57,7 @@ it.each([
   expect(code).toBe(0);
   await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
   const pid = /the server \(pid (\d+)\)/.exec(seen)?.[1];
-  if (pid) expect(alive(Number(pid))).toBe(false);
+  if (pid) expect(gone(Number(pid))).toBe(true);
 }, 120_000);
 
 it('Ctrl-C once the first generation is live: exit 0, the server and the daemon stopped, the folder removed', async () => {
@@ -89,6 +80,6 @@ it('Ctrl-C once the first generation is live: exit 0, the server and the daemon 
   expect(code).toBe(0);
   expect(out).toMatch(/stopping: the server, the daemon, the release server; removing the demo folder/);
   expect(out).toMatch(/server: healthy -> stopping \(pid \d+, generation 1\)/);
-  expect(alive(Number(live.exec(out)![1]))).toBe(false);
+  expect(gone(Number(live.exec(out)![1]))).toBe(true);
   await expect(stat(/lander demo in (\S+)/.exec(out)![1]!)).rejects.toMatchObject({ code: 'ENOENT' });
 }, 120_000);

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/report/log.ts';
 import { scriptCommand } from '../../src/base/runtime.ts';
 import { Supervisor, type ExitInfo, type ServerState } from '../../src/supervise/supervisor.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { gone } from '../helpers/process-gone.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/stand-in-server.mjs', import.meta.url));
 
@@ -76,20 +77,6 @@ async function getJson(url: string): Promise<any> {
   const r = await httpProbe({ url, json: {}, timeoutMs: 2000 });
   expect(r.ok, r.reason).toBe(true);
   return r.body;
-}
-
-/** Gone, or a zombie (PID 1 here may not reap orphans; a zombie holds nothing). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
