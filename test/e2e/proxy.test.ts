@@ -12,7 +12,7 @@
  * (docker-registry, on http and on https) goes through squid the same way:
  * the registry logs every request from squid's address, none from lander's.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -27,6 +27,7 @@ import { registryMissing, startRegistry, type Registry } from '../helpers/regist
 import { landerManifest } from '../../src/pack/outputs.ts';
 import { fetchText } from '../../src/fetch/fetch-text.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { makeTestCa } from '../helpers/test-ca.ts';
 
 const SQUID = ['/usr/sbin/squid', '/usr/bin/squid'].find((p) => existsSync(p));
 let work: string;
@@ -73,13 +74,8 @@ beforeAll(async () => {
   srv.serve('/manifest.json', '{"hello":"proxy"}');
   if (!SQUID) return;
   // An https origin with a throwaway certificate for 127.0.0.1, trusted by the lander child only.
-  // A throwaway CA and a leaf signed by it (rustls, under Deno, refuses a self-signed leaf as its own anchor).
   const w = (f: string) => path.join(work, f);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=lander test CA', '-keyout', w('ca.key'), '-out', w('ca.pem'));
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', w('key.pem'), '-out', w('leaf.csr'));
-  await writeFile(w('leaf.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  ssl('x509', '-req', '-in', w('leaf.csr'), '-CA', w('ca.pem'), '-CAkey', w('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', w('leaf.ext'), '-out', w('cert.pem'));
+  await makeTestCa(work);
   tlsServer = https.createServer({ key: await readFile(path.join(work, 'key.pem')), cert: await readFile(path.join(work, 'cert.pem')) }, (req, res) => {
     const body = req.url === '/tls/core-1.tar.gz' ? archive : req.url === '/tls/core-1.tar.gz.sha256' ? Buffer.from(`${sha256Hex(archive)}  core-1.tar.gz\n`) : undefined;
     if (!body) return void res.writeHead(404).end();
