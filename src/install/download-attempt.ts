@@ -176,6 +176,9 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   // limit_rate waits ~100-200 ms between them), and waiting for the next burst to decide cost
   // 200 ms at one connection instead of 50.
   const below = d.segmentBelowBytesPerSec ?? DEFAULT_SEGMENT_BELOW;
+  // A timer runs before the turn's socket reads: a rate taken in it would miss the bytes that
+  // waited while this thread was busy, and a busy thread is not a slow link.
+  const afterReads = (f: () => void) => () => void setImmediate(f);
   const rateSince = (from: { seen: number; at: number }) => (seen - from.seen) / Math.max(1e-3, (performance.now() - from.at) / 1000);
   const decide = () => {
     if (!probe) return;
@@ -187,7 +190,7 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
     if (job.linkSpeed === 'slow') return void res.body.destroy(toSegments);
     timer = setTimeout(() => {
       const from = { seen, at: performance.now() };
-      timer = setTimeout(() => recheck(from), RECHECK_MS / 2);
+      timer = setTimeout(afterReads(() => recheck(from)), RECHECK_MS / 2);
     }, RECHECK_MS / 2);
   };
   const recheck = (from: { seen: number; at: number }) => {
@@ -201,17 +204,18 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   };
   res.body.on('data', (c: Buffer) => {
     job.downloaded += c.length;
+    const first = seen === 0;
+    seen += c.length; // after the probe too: the recheck rates the stream by it
     if (!probe) return;
-    if (seen === 0) {
+    if (first) {
       t0 = performance.now();
       if (probeMs > 0) {
         timer = setTimeout(() => {
           half = { seen, at: performance.now() };
-          timer = setTimeout(decide, probeMs);
+          timer = setTimeout(afterReads(decide), probeMs);
         }, probeMs);
       }
     }
-    seen += c.length;
     if (seen < probeBytes) return;
     decide();
   });

@@ -137,6 +137,21 @@ describe.each(GUNZIP_MODES)('segmented download, gunzip on the %s thread', (_whe
     expect(srv.stats(p).ranges.slice(1).every((r) => r !== undefined)).toBe(true);
   });
 
+  it('a link judged fast that stays fast is not switched by the recheck: one stream to the end', async () => {
+    const p = '/seg/steady.tar.gz';
+    const req = await request(p);
+    // ~0.45 s at 4 MB/s, past the recheck at 0.3 s; 1 MB/s is the line between slow and fast.
+    req.download.segmentBelowBytesPerSec = 1e6;
+    srv.misbehave(p, { rate: 4_000_000 });
+    const c = collect();
+    const done = await runInstallWorker(req, c.opts);
+    expect(done.sha256).toBe(req.sha256);
+    await expectExactTree(req);
+    expect(c.logs.find((l) => l.event === 'download.recheck'), 'the recheck rated a 4 MB/s stream below 1 MB/s').toBeUndefined();
+    expect(c.logs.find((l) => l.event === 'download.segmented')).toBeUndefined();
+    expect(srv.stats(p).requests).toBe(1);
+  });
+
   it('a segment cut mid-body is fetched again from its last byte; the tree is exact', async () => {
     const p = '/seg/cut.tar.gz';
     const req = await request(p);
