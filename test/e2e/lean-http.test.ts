@@ -63,7 +63,7 @@ describe('direct requests over lander\'s HTTP/1.1 client', () => {
     expect(res.headers['content-length']).toBe(String(big.length));
     const first = await new Promise<Buffer>((r) => res.body.once('data', (c: Buffer) => { res.body.pause(); r(c); }));
     await new Promise((r) => setTimeout(r, 400));
-    // What the server could send while nobody read: socket buffers and the body's 1 MiB, not 64 MiB.
+    // What the server could send while nobody read: socket buffers and the body's 256 KiB, not 64 MiB.
     expect(srv.stats('/big').bytesSent).toBeLessThan(24 << 20);
     const rest = await drain(res.body.resume());
     expect(rest.error).toBeUndefined();

@@ -7,8 +7,8 @@
  * Why not node:http: on this 2-core machine, node:http took 1.1-1.3 s of
  * CPU to receive 531 MB over loopback (a fresh 64 KiB buffer per read, then
  * its parser and a stream push per read), a socket reading into 1 MiB
- * batches 0.25 s (`curl` 0.26 s). For an install that is CPU-bound on two cores, that
- * second was the gap to `curl | pigz -dc | tar -x`. node:http stays for
+ * batches 0.25 s (`curl` 0.26 s). An install on two cores is CPU-bound:
+ * that second was most of its gap to `curl | pigz -dc | tar -x`. node:http stays for
  * proxied requests and for keep-alive segments (`http-get.ts`).
  *
  * One request per connection (`Connection: close`); the socket is closed
@@ -40,7 +40,6 @@ const BATCH_BYTES = 1 << 20;
  * One read takes at most this much, and what it brought is pushed before the next: a reader
  * that stops the body (the link probe) stops it within this many bytes, as with node:http's
  * 64 KiB reads. A fresh batch starts when less is left. Also the body's buffer before it
- * pauses the socket. Also the body's buffer before it
  * pauses the socket.
  */
 const READ_BYTES = 256 << 10;
