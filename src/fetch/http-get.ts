@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { DownloadError } from '../base/errors.ts';
 import { leanGet } from './http1/lean-get.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, connectTimeoutError, idleTimeoutError } from './transfer-timeouts.ts';
 import { connectToProxy, openTunnel, proxyAuthHeader, proxyFor } from './proxy.ts';
 
 export interface HttpGetOptions {
@@ -53,9 +54,7 @@ export interface HttpResponse {
   body: Readable;
 }
 
-/** Codes of transport failures worth another attempt (with a Range from the bytes so far). */
-export const ERR_IDLE_TIMEOUT = 'ERR_IDLE_TIMEOUT';
-export const ERR_CONNECT_TIMEOUT = 'ERR_CONNECT_TIMEOUT';
+export { ERR_CONNECT_TIMEOUT, ERR_IDLE_TIMEOUT } from './transfer-timeouts.ts';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
@@ -102,8 +101,8 @@ async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse
   const proxy = proxyFor(url);
   if (!proxy && !opts.agent) {
     const res = await leanGet(url, {
-      headers: baseHeaders(opts), connectTimeoutMs: opts.connectTimeoutMs ?? 15_000, idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
-      ...(opts.signal ? { signal: opts.signal } : {}), codes: { connect: ERR_CONNECT_TIMEOUT, idle: ERR_IDLE_TIMEOUT },
+      headers: baseHeaders(opts), connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
     return { status: res.status, headers: res.headers, url: url.href, body: res.body };
   }
@@ -116,7 +115,7 @@ async function requestOnce(url: URL, opts: HttpGetOptions): Promise<HttpResponse
     // Over TCP or TLS to the proxy (connectToProxy); one request per connection, so it closes with the body.
     return requestVia(url, opts, () => http.get({ path: url.href, headers: { ...baseHeaders(opts), host: url.host, connection: 'close', ...proxyAuthHeader(proxy) }, createConnection: () => connectToProxy(proxy) }));
   }
-  const tunnel = await openTunnel(proxy, url, opts.connectTimeoutMs ?? 15_000, opts.signal);
+  const tunnel = await openTunnel(proxy, url, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, opts.signal);
   // One request per tunnel: the socket is ours to close, or a kept-alive tunnel holds the process open.
   // The TLS is already up inside the tunnel, so plain http speaks over it. No `agent` at all: with
   // `agent: false` Node builds a fresh Agent that ignores `createConnection` and dials the origin
@@ -145,8 +144,8 @@ function baseHeaders(opts: HttpGetOptions): Record<string, string> {
 }
 
 function requestVia(url: URL, opts: HttpGetOptions, start: () => http.ClientRequest): Promise<HttpResponse> {
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
     const req = start();
@@ -158,8 +157,7 @@ function requestVia(url: URL, opts: HttpGetOptions, start: () => http.ClientRequ
       req.destroy(err);
     };
     const connectTimer = setTimeout(() => {
-      const e = Object.assign(new Error(`no connection to ${url.host} within ${connectTimeoutMs} ms`), { code: ERR_CONNECT_TIMEOUT });
-      fail(e);
+      fail(connectTimeoutError(url, connectTimeoutMs));
     }, connectTimeoutMs);
     req.on('socket', (socket) => {
       // A reused or already-connected socket never emits 'connect'.
@@ -183,7 +181,7 @@ function requestVia(url: URL, opts: HttpGetOptions, start: () => http.ClientRequ
         lastActivity = Date.now();
       } else if (Date.now() - lastActivity >= idleTimeoutMs) {
         clearInterval(idle);
-        const e = Object.assign(new Error(`no data from ${url.host} for ${idleTimeoutMs} ms`), { code: ERR_IDLE_TIMEOUT });
+        const e = idleTimeoutError(url, idleTimeoutMs);
         if (body) body.destroy(e);
         else fail(e);
       }

@@ -19,6 +19,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { HttpParseError, ResponseParser, type ResponseHead } from './response-parser.ts';
+import { connectTimeoutError, idleTimeoutError } from '../transfer-timeouts.ts';
 
 export interface LeanGetOptions {
   /** Request headers (lower-case names); Host and Connection are set here. */
@@ -26,8 +27,6 @@ export interface LeanGetOptions {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   signal?: AbortSignal;
-  /** Error codes for the two timeouts. */
-  codes: { connect: string; idle: string };
 }
 
 export interface LeanResponse extends ResponseHead {
@@ -199,7 +198,7 @@ export function leanGet(url: URL, o: LeanGetOptions): Promise<LeanResponse> {
       o.signal?.removeEventListener('abort', onAbort);
     };
     const connectTimer = setTimeout(() => {
-      fail(Object.assign(new Error(`no connection to ${url.host} within ${o.connectTimeoutMs} ms`), { code: o.codes.connect }), true);
+      fail(connectTimeoutError(url, o.connectTimeoutMs), true);
     }, o.connectTimeoutMs);
     socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(connectTimer);
@@ -211,7 +210,7 @@ export function leanGet(url: URL, o: LeanGetOptions): Promise<LeanResponse> {
     const idle = setInterval(() => {
       if (socket.isPaused() || body.readableLength >= body.readableHighWaterMark) lastActivity = Date.now();
       else if (Date.now() - lastActivity >= o.idleTimeoutMs) {
-        fail(Object.assign(new Error(`no data from ${url.host} for ${o.idleTimeoutMs} ms`), { code: o.codes.idle }), true);
+        fail(idleTimeoutError(url, o.idleTimeoutMs), true);
       }
     }, Math.max(10, Math.min(1000, Math.floor(o.idleTimeoutMs / 4))));
     const onAbort = () => {
