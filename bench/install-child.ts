@@ -32,6 +32,8 @@ export interface Job {
   dir: string;
   /** Scratch file for `.part` / the three-pass download. */
   scratch: string;
+  /** lander's flush mode (default: BENCH_FLUSH, else lander's own default). */
+  flush?: FlushMode;
 }
 
 export interface ChildResult {
@@ -56,7 +58,7 @@ export function request(job: Job): InstallRequest {
     download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000, ...(process.env.BENCH_SEGMENT_BELOW ? { segmentBelowBytesPerSec: Number(process.env.BENCH_SEGMENT_BELOW) } : {}) },
     limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
     progressIntervalMs: 100,
-    ...(process.env.BENCH_FLUSH ? { flush: process.env.BENCH_FLUSH as FlushMode } : {}),
+    ...(job.flush ?? process.env.BENCH_FLUSH ? { flush: job.flush ?? process.env.BENCH_FLUSH as FlushMode } : {}),
     ...(process.env.BENCH_OFF_THREAD_BYTES ? { offThreadBytes: Number(process.env.BENCH_OFF_THREAD_BYTES) } : {}),
   };
 }

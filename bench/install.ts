@@ -17,8 +17,8 @@ import type { ChildResult, Job, NodeVariant } from './install-child.ts';
 import { serveDir } from './serve.ts';
 import { pairedRatio, ratioText, summary } from './stats.ts';
 
-export type Variant = NodeVariant | ShellVariant;
-type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'aria2';
+export type Variant = NodeVariant | ShellVariant | 'lander-no-flush';
+type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'shell-pigz-sync' | 'aria2';
 
 export interface RunResult {
   variant: Variant;
@@ -73,6 +73,8 @@ const SHELL: Record<ShellVariant, string> = {
   'shell-plain': 'set -o pipefail; $T curl -sf "$URL" | $T tar -xz -C "$DIR"',
   // The bare pipeline a user would type: no digest, gzip on pigz's threads.
   'shell-pigz': 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR"',
+  // The same, durable when it ends as lander's tree is (syncfs(2) of the folder's file system).
+  'shell-pigz-sync': 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR" && $T sync -f "$DIR"',
   // Download only, 8 connections, 8 splits: the multi-connection tool a user reaches for.
   'aria2': '$T aria2c -q -x8 -s8 -k1M --file-allocation=none --allow-overwrite=true -d "$DIR" -o archive.tar.gz "$URL"',
 };
@@ -100,8 +102,9 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
       const cpuMs = rows?.reduce((a, [, u, s]) => a + (u! + s!) * 1000, 0);
       return { variant, wallMs: r.ms, rssKiB, cpuMs };
     }
-    const job: Job = { variant, url, sha256: fx.sha256, dir, scratch };
-    const stopControl = variant === 'lander' || variant === 'main-thread' ? await startControl() : undefined;
+    // lander-no-flush: lander's install with no fsync at all (flush 'none'), to price durability.
+    const job: Job = variant === 'lander-no-flush' ? { variant: 'lander', flush: 'none', url, sha256: fx.sha256, dir, scratch } : { variant, url, sha256: fx.sha256, dir, scratch };
+    const stopControl = job.variant === 'lander' || job.variant === 'main-thread' ? await startControl() : undefined;
     const r = await run(process.execPath, [CHILD, JSON.stringify(job)]);
     const controlEld = await stopControl?.();
     if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
