@@ -58,9 +58,14 @@ export function request(job: Job): InstallRequest {
     download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000, ...(process.env.BENCH_SEGMENT_BELOW ? { segmentBelowBytesPerSec: Number(process.env.BENCH_SEGMENT_BELOW) } : {}) },
     limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
     progressIntervalMs: 100,
-    ...(job.flush ?? process.env.BENCH_FLUSH ? { flush: job.flush ?? process.env.BENCH_FLUSH as FlushMode } : {}),
+    ...flushOf(job),
     ...(process.env.BENCH_OFF_THREAD_BYTES ? { offThreadBytes: Number(process.env.BENCH_OFF_THREAD_BYTES) } : {}),
   };
+}
+
+function flushOf(job: Job): { flush?: FlushMode } {
+  const flush = job.flush ?? (process.env.BENCH_FLUSH as FlushMode | undefined);
+  return flush ? { flush } : {};
 }
 
 async function threePass(job: Job): Promise<number> {
