@@ -68,13 +68,15 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
+// The bare pipeline a user would type: no digest, gzip on pigz's threads.
+const PIGZ_PIPELINE = 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR"';
+
 const SHELL: Record<ShellVariant, string> = {
   'shell-verify': 'set -o pipefail; $T curl -sf "$URL" | $T tee >($T openssl dgst -sha256 -r > "$SUM") | $T pigz -dc | $T tar -x -C "$DIR"; rc=$?; wait $!; exit $rc',
   'shell-plain': 'set -o pipefail; $T curl -sf "$URL" | $T tar -xz -C "$DIR"',
-  // The bare pipeline a user would type: no digest, gzip on pigz's threads.
-  'shell-pigz': 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR"',
+  'shell-pigz': PIGZ_PIPELINE,
   // The same, durable when it ends as lander's tree is (syncfs(2) of the folder's file system).
-  'shell-pigz-sync': 'set -o pipefail; $T curl -sf "$URL" | $T pigz -dc | $T tar -x -C "$DIR" && $T sync -f "$DIR"',
+  'shell-pigz-sync': `${PIGZ_PIPELINE} && $T sync -f "$DIR"`,
   // Download only, 8 connections, 8 splits: the multi-connection tool a user reaches for.
   'aria2': '$T aria2c -q -x8 -s8 -k1M --file-allocation=none --allow-overwrite=true -d "$DIR" -o archive.tar.gz "$URL"',
 };
