@@ -1,12 +1,14 @@
 /**
  * One lifecycle for every worker thread lander starts (install, verify,
- * pack): start it with its request, hand its intermediate messages to the
+ * pack): start it with its request (from the worker host, `worker-host.ts`:
+ * never on the caller's thread), hand its intermediate messages to the
  * caller, settle once on its final message, on an error or on an exit
  * without a result, forward an abort, and always terminate it afterwards.
  */
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import type { ResourceLimits } from 'node:worker_threads';
 import { AbortError, LanderError, deserializeError, type SerializedError } from './errors.ts';
 import { moduleUrl } from './runtime.ts';
+import { spawnWorker, type HostedWorker } from './worker-host.ts';
 
 export interface RunWorkerOptions<M, R> {
   /** The worker's module, relative to `base` (an `import.meta.url`): resolved for this runtime by `moduleUrl`. */
@@ -31,7 +33,7 @@ export interface RunWorkerOptions<M, R> {
    * With it, the hook is called (e.g. to post an abort message so the worker
    * cleans up) and the worker gets `graceMs` to settle before it is terminated.
    */
-  onAbort?(worker: Worker, reason: string): void;
+  onAbort?(worker: HostedWorker, reason: string): void;
   /** @default 5000 */
   graceMs?: number;
 }
@@ -48,7 +50,7 @@ export function runWorker<M, R>(opts: RunWorkerOptions<M, R>): Promise<R> {
   const { what, signal } = opts;
   return new Promise<R>((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortError(`Cannot ${what}: aborted before start`, { cause: signal.reason }));
-    const worker = new Worker(moduleUrl(opts.base, opts.module), { workerData: opts.request, ...(opts.resourceLimits ? { resourceLimits: opts.resourceLimits } : {}) });
+    const worker = spawnWorker(moduleUrl(opts.base, opts.module), { workerData: opts.request, ...(opts.resourceLimits ? { resourceLimits: opts.resourceLimits } : {}) });
     let settled = false;
     let graceTimer: NodeJS.Timeout | undefined;
     const finish = (fn: () => void) => {
@@ -58,7 +60,7 @@ export function runWorker<M, R>(opts: RunWorkerOptions<M, R>): Promise<R> {
       signal?.removeEventListener('abort', onAbort);
       fn();
       // The worker ends by itself after its last message; terminate covers one stuck in cleanup.
-      void worker.terminate();
+      worker.terminate();
     };
     const onAbort = () => {
       const reason = String((signal!.reason as Error)?.message ?? signal!.reason ?? 'Aborted');
@@ -68,7 +70,8 @@ export function runWorker<M, R>(opts: RunWorkerOptions<M, R>): Promise<R> {
       graceTimer = setTimeout(() => finish(() => reject(new AbortError(`Cannot ${what}: aborted; the worker did not stop within ${grace} ms and was terminated`))), grace);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    worker.on('message', (m: M) => {
+    worker.on('message', (message) => {
+      const m = message as M;
       const r = opts.onMessage(m);
       if (!r) return;
       if ('done' in r) finish(() => resolve(r.done));

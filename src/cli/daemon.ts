@@ -18,6 +18,7 @@ import type { ManifestPoller } from '../config/manifest-poller.ts';
 import { manifestPoller } from '../plan/manifest-source.ts';
 import { LanderMetrics } from '../report/metrics.ts';
 import { eventLoopDelayIncludesInterval, runtimeName } from '../base/runtime.ts';
+import { startWorkerHost } from '../base/worker-host.ts';
 import { Store } from '../store/store.ts';
 import { startApi } from '../report/api.ts';
 import { assessHealth } from '../report/daemon-health.ts';
@@ -77,6 +78,8 @@ export class Daemon implements DaemonControl {
   /** Loads the config, takes the root's lock, starts the API, the server, the watchers, and a first reconcile. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
+    // Workers start from the host thread: starting it now keeps its own start off every install.
+    startWorkerHost();
     // The watcher compares later saves with exactly the text loaded here.
     const text = await readFile(opts.configPath, 'utf8').catch(() => undefined);
     d.config = text === undefined ? await loadConfigFile(opts.configPath) : parseConfig(text, opts.configPath);

@@ -1,0 +1,17 @@
+/**
+ * Messages between the main thread and the worker host
+ * (`src/base/worker-host.ts`, `workers/host.worker.ts`). Each worker the host
+ * starts has an `id`; its messages, errors and exit come back under it.
+ */
+import type { ResourceLimits } from 'node:worker_threads';
+import type { SerializedError } from '../src/base/errors.ts';
+
+export type ToHost =
+  | { type: 'spawn'; id: number; url: string; workerData: unknown; resourceLimits?: ResourceLimits }
+  | { type: 'post'; id: number; message: unknown }
+  | { type: 'terminate'; id: number };
+
+export type FromHost =
+  | { type: 'message'; id: number; message: unknown }
+  | { type: 'error'; id: number; error: SerializedError }
+  | { type: 'exit'; id: number; code: number };
