@@ -37,12 +37,15 @@ class RemoteWorker extends EventEmitter implements HostedWorker {
     this.send = send;
   }
 
+  /** Exited, or its host is gone: posts and terminations are no-ops (the host may be dead). */
+  gone = false;
+
   postMessage(message: unknown): void {
-    this.send({ type: 'post', id: this.id, message });
+    if (!this.gone) this.send({ type: 'post', id: this.id, message });
   }
 
   terminate(): void {
-    this.send({ type: 'terminate', id: this.id });
+    if (!this.gone) this.send({ type: 'terminate', id: this.id });
   }
 }
 
@@ -88,6 +91,7 @@ class WorkerHost {
       case 'error': w.emit('error', deserializeError(m.error)); return;
       case 'exit':
         this.forget(m.id);
+        w.gone = true;
         w.emit('exit', m.code);
     }
   }
@@ -104,6 +108,7 @@ class WorkerHost {
     const orphans = [...this.live.values()];
     this.live.clear();
     for (const w of orphans) {
+      w.gone = true;
       if (w.listenerCount('error') > 0) w.emit('error', new Error(`the worker host ${how}`));
       w.emit('exit', 1);
     }
