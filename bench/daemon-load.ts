@@ -6,6 +6,10 @@
  * main-thread event-loop delay from `/metrics`.
  *
  *   npm run build && node dist/bench/daemon-load.js [MB]
+ *
+ * BENCH_DAEMON_RUNTIME=deno runs the daemon under Deno (the npm package's
+ * binary); BENCH_LANDER=<path to bin/lander.js> runs another build's daemon
+ * (an A/B against a `git worktree` of an older commit).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -74,7 +78,10 @@ export async function daemonLoadBench(mb: number): Promise<DaemonLoadResult> {
   control.stdout.setEncoding('utf8').on('data', (d: string) => (controlOut += d));
   await new Promise<void>((resolve) => control.stdout.once('data', () => resolve()));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/lander.js'), 'run', '--config', configPath], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const lander = [process.env.BENCH_LANDER ?? path.join(REPO, 'bin/lander.js'), 'run', '--config', configPath];
+  const child = process.env.BENCH_DAEMON_RUNTIME === 'deno'
+    ? spawn(path.join(REPO, 'node_modules/deno/deno'), ['run', '-A', ...lander], { stdio: ['ignore', 'ignore', 'inherit'] })
+    : spawn(process.execPath, lander, { stdio: ['ignore', 'ignore', 'inherit'] });
   const socketPath = path.join(root, 'lander.sock');
   const latencies: number[] = [];
   let landedAt: number | undefined;
