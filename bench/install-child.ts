@@ -7,18 +7,10 @@
  * - `lander`: runInstallWorker from the main thread (the real path);
  * - `main-thread`: the same one-pass pipeline run on the main thread;
  * - `three-pass`: download to a file, hash the file, extract the file, with
- *   the same runtime and libraries (http, crypto, zlib, tar-stream);
+ *   the same runtime and libraries (`three-pass.ts`);
  * - `idle`: nothing; the runtime's own RSS, for reference.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, symlink } from 'node:fs/promises';
-import http from 'node:http';
-import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
 import type { InstallRequest } from '../workers/protocol.ts';
 import type { FlushMode } from '../src/install/flush.ts';
 
@@ -68,33 +60,6 @@ function flushOf(job: Job): { flush?: FlushMode } {
   return flush ? { flush } : {};
 }
 
-async function threePass(job: Job): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    http.get(job.url, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
-      pipeline(res, createWriteStream(job.scratch)).then(resolve, reject);
-    }).on('error', reject);
-  });
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const c of createReadStream(job.scratch, { highWaterMark: 1 << 20 })) {
-    hash.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
-  if (hash.digest('hex') !== job.sha256) throw new Error('digest mismatch');
-  await mkdir(job.dir);
-  const x = tar.extract();
-  x.on('entry', (h, stream, next) => {
-    const abs = path.join(job.dir, h.name);
-    const done = (p: Promise<unknown>) => p.then(() => next(), next);
-    if (h.type === 'directory') { stream.resume(); done(mkdir(abs, { recursive: true })); }
-    else if (h.type === 'symlink') { stream.resume(); done(mkdir(path.dirname(abs), { recursive: true }).then(() => symlink(h.linkname!, abs))); }
-    else done(mkdir(path.dirname(abs), { recursive: true }).then(() => pipeline(stream, createWriteStream(abs, { mode: h.mode }))));
-  });
-  await pipeline(createReadStream(job.scratch, { highWaterMark: 1 << 20 }), createGunzip({ chunkSize: 256 * 1024 }), x);
-  return bytes;
-}
-
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]!) as Job;
   // As the daemon does at boot: its installs start their workers from the host thread, and the host's own
@@ -108,7 +73,7 @@ async function main(): Promise<void> {
     // Each variant loads what it runs, inside the timed span (as the three-pass loads nothing more).
     case 'lander': bytes = (await (await import('../src/install/worker-client.ts')).runInstallWorker(request(job))).bytes; break;
     case 'main-thread': bytes = (await (await import('../src/install/pipeline.ts')).runInstallPipeline(request(job), { signal: new AbortController().signal, post: () => {} })).bytes; break;
-    case 'three-pass': bytes = await threePass(job); break;
+    case 'three-pass': bytes = await (await import('./three-pass.ts')).threePass(job); break;
     case 'idle': await new Promise((r) => setTimeout(r, 200)); break;
   }
   const innerMs = performance.now() - t0;
