@@ -1,8 +1,8 @@
 /**
  * The worker host: starts the workers the main thread asks for, so that
  * starting one never blocks the main thread (Node's first `new Worker()` in
- * a process holds its caller ~5 ms; Deno's holds it until the worker has
- * booted, 45-100 ms, every time). Relays each worker's messages, errors and
+ * a process holds its caller ~5 ms; Deno's holds it 45-100 ms, every
+ * time). Relays each worker's messages, errors and
  * exit to the main thread, and the main thread's messages and terminations
  * to it. Wiring only: `src/base/worker-host.ts` is the other side.
  */

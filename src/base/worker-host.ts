@@ -1,8 +1,9 @@
 /**
  * Workers started off the main thread. The main thread supervises the GPU
  * server and serves the status API; a `new Worker()` there stalls it: Node's
- * first one in a process for ~5 ms, Deno's every one for the whole boot of
- * the worker (45-100 ms measured). So one long-lived worker host
+ * first one in a process for ~5 ms, Deno's every one for 45-100 ms (the
+ * runtime's start-up for the new thread; the worker's own module runs after
+ * the constructor returns). So one long-lived worker host
  * (`workers/host.worker.ts`) starts every worker lander runs, and relays
  * its messages, errors and exit; the main thread only posts a message.
  *
@@ -117,7 +118,7 @@ class WorkerHost {
 
 const host = new WorkerHost();
 
-/** Starts a worker from the host thread: the caller's thread never waits for it to boot. */
+/** Starts a worker from the host thread: the caller only posts a message. */
 export function spawnWorker(url: URL, o: { workerData?: unknown; resourceLimits?: ResourceLimits } = {}): HostedWorker {
   return host.spawn(url, o);
 }
