@@ -221,10 +221,11 @@ describe('Supervisor (real child processes)', () => {
   it('backs off with growing, capped delays, and a stable run resets them', async () => {
     const root = tmpDir();
     const port = await freePort();
-    // Runs 1-4 crash after 300 ms, run 5 is "stable" (5000 ms > resetAfter), run 6 crashes, run 7 stays.
+    // Runs 1-4 crash after 300 ms (run 1 after 1000: start() waits for it to be seen healthy, see below),
+    // run 5 is "stable" (5000 ms > resetAfter), run 6 crashes, run 7 stays.
     // resetAfter sits far above a crash run's uptime (start-up + 300 ms), which a loaded machine stretches.
     const runLog = path.join(root, 'runs.log');
-    const cfg = serverConfig(port, ['--run-log', runLog, '--exit-schedule', '300,300,300,300,5000,300,-']);
+    const cfg = serverConfig(port, ['--run-log', runLog, '--exit-schedule', '1000,300,300,300,5000,300,-']);
     cfg.restart = { ...cfg.restart, initialDelay: 100, factor: 2, maxDelay: 400, resetAfter: 4000 };
     const { sup, records, states, exits } = supervisor(cfg);
     await sup.start(generation(root, 1), 1);
@@ -244,7 +245,9 @@ describe('Supervisor (real child processes)', () => {
   it('goes to failed and emits crash-loop after N exits in the window', async () => {
     const root = tmpDir();
     const port = await freePort();
-    const cfg = serverConfig(port, ['--exit-after-ms', '250', '--exit-code', '3']);
+    // The first run must be seen healthy before it exits (start() resolves only then): the stand-in's timer
+    // counts from its own process start, and a loaded CI machine once took over 250 ms to get it listening and probed.
+    const cfg = serverConfig(port, ['--exit-after-ms', '1000', '--exit-code', '3']);
     cfg.restart = { ...cfg.restart, initialDelay: 50, crashLoopExits: 3, window: 30_000 };
     const { sup, exits } = supervisor(cfg);
     const loop = new Promise<any>((r) => sup.once('crash-loop', r));
