@@ -13,7 +13,8 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixture, OUT, type Fixture } from './fixture.ts';
-import type { ChildResult, Job, NodeVariant } from './install-child.ts';
+import type { ChildResult } from './install-child.ts';
+import type { Job, NodeVariant } from './install-job.ts';
 import { serveDir } from './serve.ts';
 import { pairedRatio, ratioText, summary } from './stats.ts';
 

@@ -16,6 +16,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DoneEvent, InstallRequest } from '../workers/protocol.ts';
+import { request } from './install-job.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(process.argv[2] ?? path.join(HERE, '..'));
@@ -36,13 +37,7 @@ const timer = setInterval(() => { const now = performance.now(); gaps.push(now -
 const per: { max: number; p99: number; samples: number }[] = [];
 for (let i = 0; i < 4; i++) {
   const from = gaps.length;
-  await runInstallWorker({
-    type: 'install', jobId: 'stall', component: 'cuda-libs', version: 'bench', urls: [url], sha256: fixture.sha256,
-    partPath: path.join(scratch, `a${i}.part`), stagingDir: path.join(scratch, `t${i}`),
-    download: { connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, retries: 0, backoffInitialMs: 100, backoffMaxMs: 1000 },
-    limits: { maxEntries: 200_000, maxExpansionRatio: 200, maxMetaEntrySize: 1 << 20, maxPathLength: 4096, maxPathDepth: 64, maxExtractedBytes: 64 * 2 ** 30 },
-    progressIntervalMs: 100,
-  });
+  await runInstallWorker(request({ variant: 'lander', url, sha256: fixture.sha256, dir: path.join(scratch, `t${i}`), scratch: path.join(scratch, `a${i}.part`) }));
   const g = gaps.slice(from).sort((a, b) => a - b);
   per.push({ max: +g[g.length - 1]!.toFixed(1), p99: +g[Math.floor(g.length * 0.99)]!.toFixed(1), samples: g.length });
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import type { Job } from './install-child.ts';
+import type { Job } from './install-job.ts';
 
 export async function threePass(job: Job): Promise<number> {
   await new Promise<void>((resolve, reject) => {
