@@ -111,6 +111,11 @@ export class ArchiveSink {
     });
   }
 
+  /** While the link is measured: the hash worker reads nothing new (`PartHasher.hold`). */
+  holdHashing(on: boolean): void {
+    this.hasher.hold(on);
+  }
+
   /** The `.part` holds the fed bytes `[0, n)`: the hash worker may read them. */
   onDisk(n: number): void {
     this.hasher.onDisk(n);

@@ -180,9 +180,11 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
   // waited while this thread was busy, and a busy thread is not a slow link.
   const afterReads = (f: () => void) => () => void setImmediate(f);
   const rateSince = (from: { seen: number; at: number }) => (seen - from.seen) / Math.max(1e-3, (performance.now() - from.at) / 1000);
+  if (probe) job.sink.holdHashing(true);
   const decide = () => {
     if (!probe) return;
     probe = false;
+    job.sink.holdHashing(false);
     if (timer) clearTimeout(timer);
     const rate = rateSince(half ?? { seen: 0, at: t0 });
     job.linkSpeed = rate < below ? 'slow' : 'fast';
@@ -219,7 +221,10 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
     if (seen < probeBytes) return;
     decide();
   });
-  res.body.once('close', () => { if (timer) clearTimeout(timer); });
+  res.body.once('close', () => {
+    if (timer) clearTimeout(timer);
+    if (probe) job.sink.holdHashing(false);
+  });
   try {
     // A break keeps every byte received: the feed writes out what it buffered before the retry's Range.
     await pipeKeepingReceived(res.body, feed);

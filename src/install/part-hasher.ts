@@ -180,9 +180,24 @@ export class PartHasher {
     if (this.inline && n < HANDOFF_BYTES) return;
     this.inline = undefined;
     // One message per MiB, not per socket chunk (a message costs ~30 µs of this thread); `finish` carries the rest.
-    if (n - this.posted < POST_EVERY) return;
+    if (this.held || n - this.posted < POST_EVERY) return;
     this.posted = n;
     this.post({ type: 'upto', bytes: n });
+  }
+
+  private held = false;
+
+  /**
+   * While the link's first bytes are measured (`download-attempt.ts`), the worker is told of no
+   * new bytes: its reads, hashing and inflate would take the CPU the socket reads need, and on two
+   * cores a loopback link then looked slower than 64 MiB/s and went to eight connections (a spare
+   * worker, ready at the first byte, did so in 3 of 4 installs). Released, it catches up at once.
+   */
+  hold(on: boolean): void {
+    this.held = on;
+    if (on || this.inline || this.written <= this.posted) return;
+    this.posted = this.written;
+    this.post({ type: 'upto', bytes: this.written });
   }
 
   /** The digest of the first `bytes` bytes fed (and of the `.part`). */
