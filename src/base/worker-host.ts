@@ -8,10 +8,13 @@
  * its messages, errors and exit; the main thread only posts a message.
  *
  * The host starts with the first worker, or earlier with `startWorkerHost()`
- * (the daemon does at boot, so no install pays for it). It keeps the process
- * alive only while a worker it started runs. If the host itself dies, each
- * of its workers reports an error and an exit, and the next spawn starts a
- * new host.
+ * (the daemon does at boot, so no install pays for it). `prewarmWorker()`
+ * has it keep a spare of one worker started and its modules loaded
+ * (`worker-request.ts`): the daemon's install worker, so an install starts
+ * parsing its archive ~0.2 s sooner. It keeps the process alive only while a
+ * worker it started runs (or a prewarm is awaited). If the host itself dies,
+ * each of its workers reports an error and an exit, and the next spawn
+ * starts a new host (without its spares).
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
@@ -54,6 +57,8 @@ class WorkerHost {
   private host: Worker | undefined;
   private readonly live = new Map<number, RemoteWorker>();
   private nextId = 1;
+  /** `prewarmWorker` calls waiting for their spare to be ready, by url. */
+  private readonly readyWaits = new Map<string, Array<() => void>>();
 
   start(): Worker {
     if (this.host) return this.host;
@@ -71,9 +76,37 @@ class WorkerHost {
     const id = this.nextId++;
     const w = new RemoteWorker(id, (m) => host.postMessage(m));
     this.live.set(id, w);
-    if (this.live.size === 1) host.ref();
+    this.reref();
     host.postMessage({ type: 'spawn', id, url: url.href, workerData: o.workerData, ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}) } satisfies ToHost);
     return w;
+  }
+
+  /** Asks for a spare of `url`; resolves once it is ready, or could not start, or the host is gone. */
+  prewarm(url: URL, resourceLimits: ResourceLimits | undefined): Promise<void> {
+    const host = this.start();
+    const ready = new Promise<void>((resolve) => {
+      const waits = this.readyWaits.get(url.href) ?? [];
+      waits.push(resolve);
+      this.readyWaits.set(url.href, waits);
+    });
+    this.reref();
+    host.postMessage({ type: 'prewarm', url: url.href, ...(resourceLimits ? { resourceLimits } : {}) } satisfies ToHost);
+    return ready;
+  }
+
+  /** Referenced while a worker runs or a prewarm is awaited: the host alone keeps no process alive. */
+  private reref(): void {
+    if (this.live.size + this.readyWaits.size > 0) this.host?.ref();
+    else this.host?.unref();
+  }
+
+  private settleReady(url?: string): void {
+    for (const [u, waits] of this.readyWaits) {
+      if (url !== undefined && u !== url) continue;
+      this.readyWaits.delete(u);
+      for (const w of waits) w();
+    }
+    this.reref();
   }
 
   /** Stops the host; the workers it started report an error and an exit (as if it had died). */
@@ -85,6 +118,7 @@ class WorkerHost {
   }
 
   private route(m: FromHost): void {
+    if (m.type === 'spare') return this.settleReady(m.url);
     const w = this.live.get(m.id);
     if (!w) return;
     switch (m.type) {
@@ -99,7 +133,7 @@ class WorkerHost {
 
   private forget(id: number): void {
     this.live.delete(id);
-    if (this.live.size === 0) this.host?.unref();
+    this.reref();
   }
 
   /** The host is gone: its workers went with it. */
@@ -108,6 +142,7 @@ class WorkerHost {
     this.host = undefined;
     const orphans = [...this.live.values()];
     this.live.clear();
+    this.settleReady();
     for (const w of orphans) {
       w.gone = true;
       if (w.listenerCount('error') > 0) w.emit('error', new Error(`the worker host ${how}`));
@@ -126,6 +161,14 @@ export function spawnWorker(url: URL, o: { workerData?: unknown; resourceLimits?
 /** Starts the host now (at daemon boot), so the first install does not wait for it or stall on its start. */
 export function startWorkerHost(): void {
   host.start();
+}
+
+/**
+ * Keeps one spare of this worker started on the host, its modules loaded, for the next `spawnWorker`
+ * of the same url and limits (and a new one after each). Resolves when the spare is ready.
+ */
+export function prewarmWorker(url: URL, o: { resourceLimits?: ResourceLimits } = {}): Promise<void> {
+  return host.prewarm(url, o.resourceLimits);
 }
 
 /** Stops the host (daemon shutdown, tests): its running workers end with an error and an exit. */

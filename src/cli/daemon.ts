@@ -19,6 +19,7 @@ import { manifestPoller } from '../plan/manifest-source.ts';
 import { LanderMetrics } from '../report/metrics.ts';
 import { eventLoopDelayIncludesInterval, runtimeName } from '../base/runtime.ts';
 import { startWorkerHost } from '../base/worker-host.ts';
+import { prewarmInstallWorker } from '../install/worker-client.ts';
 import { Store } from '../store/store.ts';
 import { startApi } from '../report/api.ts';
 import { assessHealth } from '../report/daemon-health.ts';
@@ -78,8 +79,10 @@ export class Daemon implements DaemonControl {
   /** Loads the config, takes the root's lock, starts the API, the server, the watchers, and a first reconcile. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
-    // Workers start from the host thread: starting it now keeps its own start off every install.
+    // Workers start from the host thread: starting it now keeps its own start off every install, and
+    // a spare install worker waits there, its modules loaded, for the first install.
     startWorkerHost();
+    void prewarmInstallWorker();
     // The watcher compares later saves with exactly the text loaded here.
     const text = await readFile(opts.configPath, 'utf8').catch(() => undefined);
     d.config = text === undefined ? await loadConfigFile(opts.configPath) : parseConfig(text, opts.configPath);

@@ -20,6 +20,7 @@ import type { TarSource } from './extract.ts';
 import { Worker } from 'node:worker_threads';
 import { LanderError, deserializeError } from '../base/errors.ts';
 import { moduleUrl } from '../base/runtime.ts';
+import { isReady, spareData, startMessage } from '../base/worker-request.ts';
 import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protocol.ts';
 
 const HANDOFF_BYTES = 16 << 20;
@@ -31,6 +32,43 @@ const WINDOW_BYTES = 4 << 20;
 const TAR_CHUNK = 1 << 20;
 /** Pacing (`adopt`): one array element (8 bytes) per 128 bytes of tar stream taken. */
 const PACE_SHIFT = 7;
+
+const HASH_WORKER = () => moduleUrl(import.meta.url, '../../workers/hash.worker.ts');
+
+/** A hash worker started ahead of need (`prewarmHashWorker`), for the first PartHasher that starts one. */
+let spare: Worker | undefined;
+
+/**
+ * Starts a spare hash worker on this thread now, while the install worker waits for its request (a
+ * spare itself, `worker-request.ts`): the first large archive's hash and inflate then start without
+ * waiting ~0.1 s for a thread and its modules (and, under Deno, without this thread blocking 45-100 ms
+ * in the constructor mid-download). It does not keep the thread alive.
+ */
+export function prewarmHashWorker(): Promise<void> {
+  if (spare) return Promise.resolve();
+  const w = new Worker(HASH_WORKER(), { workerData: spareData() });
+  spare = w;
+  w.unref();
+  return new Promise<void>((resolve) => {
+    const onReady = (m: unknown) => { if (isReady(m)) { w.off('message', onReady); resolve(); } };
+    w.on('message', onReady);
+    w.once('exit', () => {
+      if (spare === w) spare = undefined;
+      resolve();
+    });
+  });
+}
+
+function hashWorker(req: HashRequest): Worker {
+  const w = spare;
+  spare = undefined;
+  if (!w) return new Worker(HASH_WORKER(), { workerData: req });
+  w.removeAllListeners('exit');
+  w.removeAllListeners('message');
+  w.ref();
+  w.postMessage(startMessage(req));
+  return w;
+}
 
 export class PartHasher {
   private inline: Hash | undefined = createHash('sha256');
@@ -59,10 +97,11 @@ export class PartHasher {
   private start(): Worker {
     if (this.worker) return this.worker;
     const req: HashRequest = { type: 'hash', file: this.file, ...(this.tar ? { inflate: { windowBytes: WINDOW_BYTES, chunkBytes: TAR_CHUNK, maxMetaBytes: this.maxMetaBytes } } : {}) };
-    const worker = new Worker(moduleUrl(import.meta.url, '../../workers/hash.worker.ts'), { workerData: req });
+    const worker = hashWorker(req);
     this.worker = worker;
     this.result = new Promise<string>((resolve, reject) => {
       worker.on('message', (e: HashEvent) => {
+        if (isReady(e)) return; // a spare's word that it was up before it was needed
         switch (e.type) {
           case 'tar': return this.onTar(this.adopt(e.chunk), e.consumed);
           case 'body-sha': return this.onBody(e.offset, e.sha256);

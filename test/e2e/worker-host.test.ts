@@ -2,14 +2,15 @@
  * The worker host (`src/base/worker-host.ts`): every worker `runWorker`
  * starts comes from the host thread, never from the caller's, and the host
  * relays messages both ways, a worker's error and exit, a termination, and
- * its own death, with real worker threads (`test/fixtures/echo.worker.ts`).
+ * its own death, with real worker threads (`test/fixtures/echo.worker.ts`);
+ * and a prewarmed worker's spare takes the next request by message.
  */
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LanderError } from '../../src/base/errors.ts';
 import { runWorker } from '../../src/base/run-worker.ts';
 import { isDeno, moduleUrl } from '../../src/base/runtime.ts';
-import { spawnWorker, startWorkerHost, stopWorkerHost } from '../../src/base/worker-host.ts';
+import { prewarmWorker, spawnWorker, startWorkerHost, stopWorkerHost } from '../../src/base/worker-host.ts';
 
 const ECHO = '../fixtures/echo.worker.ts';
 type Msg = { type: string; n?: number; value?: unknown; released?: boolean };
@@ -90,5 +91,42 @@ describe('worker host', () => {
     expect(err.code).toBe('ERR_WORKER_FAILED');
     expect(err.message).toMatch(/the worker host was stopped/);
     expect(await run('done', { value: 'after' })).toBe('after');
+  });
+
+  it('a prewarmed worker is started ahead, takes the next request by message, and is replaced after it exits', async () => {
+    const url = moduleUrl(import.meta.url, ECHO);
+    await prewarmWorker(url);
+    const asked = Date.now();
+    const first = (await run('who', { value: 1 })) as { spare: boolean; bootedAt: number; value: number };
+    // Booted before it was asked for, and given its request later: the spare, not a new thread.
+    expect(first).toMatchObject({ spare: true, value: 1 });
+    expect(first.bootedAt).toBeLessThanOrEqual(asked);
+    // The next spare starts once that one is gone; a prewarm call resolves when it is ready.
+    await prewarmWorker(url);
+    const asked2 = Date.now();
+    const second = (await run('who', { value: 2 })) as { spare: boolean; bootedAt: number; value: number };
+    expect(second).toMatchObject({ spare: true, value: 2 });
+    expect(second.bootedAt).toBeGreaterThanOrEqual(first.bootedAt);
+    expect(second.bootedAt).toBeLessThanOrEqual(asked2);
+    // Messages still go both ways to a spare, and its readiness is not relayed as one of its messages.
+    const w = spawnWorker(url, { workerData: { mode: 'echo', value: 'e' } });
+    const got: Msg[] = [];
+    const done = new Promise<void>((resolve) => w.on('message', (m) => { got.push(m as Msg); if ((m as Msg).type === 'done') resolve(); }));
+    w.postMessage({ type: 'ping', n: 1 });
+    w.postMessage({ type: 'finish' });
+    await done;
+    expect(got).toEqual([{ type: 'pong', n: 1 }, { type: 'done', value: 'e' }]);
+    w.terminate();
+  });
+
+  it('a worker that was not prewarmed gets its request as workerData; a spare that cannot load settles its prewarm', async () => {
+    const fresh = (await run('who', { value: 3 })) as { spare: boolean };
+    expect(fresh.spare).toBe(false);
+    // A module that does not exist: the prewarm resolves (nothing to wait for) and a spawn reports the failure.
+    const missing = new URL('../fixtures/no-such.worker.mjs', import.meta.url);
+    await prewarmWorker(missing);
+    const w = spawnWorker(missing);
+    const code = await new Promise<number>((resolve) => { w.on('error', () => undefined); w.on('exit', resolve); });
+    expect(code).not.toBe(0);
   });
 });
