@@ -159,6 +159,12 @@ export async function rssFlatBench(small: Fixture, smallUrl: string, large: Fixt
 }
 
 export const wall = (rs: RunResult[]) => rs.map((r) => r.wallMs / 1000);
+/**
+ * The install as a running process sees it, s: a node variant's span inside its process (modules
+ * loaded, lander's worker host and spare install worker up, as in the daemon), a shell pipeline's
+ * spawn to exit (the command is the whole of it).
+ */
+export const inUse = (rs: RunResult[]) => rs.map((r) => (r.innerMs ?? r.wallMs) / 1000);
 export const rssMiB = (rs: RunResult[]) => rs.map((r) => (r.rssKiB ?? NaN) / 1024);
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
