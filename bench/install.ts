@@ -19,7 +19,7 @@ import { serveDir } from './serve.ts';
 import { pairedRatio, ratioText, summary } from './stats.ts';
 
 export type Variant = NodeVariant | ShellVariant | 'lander-no-flush';
-type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'shell-pigz-sync' | 'aria2';
+type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'shell-pigz-sync' | 'aria2' | 'disk-floor';
 
 export interface RunResult {
   variant: Variant;
@@ -79,6 +79,8 @@ const SHELL: Record<ShellVariant, string> = {
   // The same, durable when it ends as lander's tree is (syncfs(2) of the folder's file system).
   'shell-pigz-sync': `${PIGZ_PIPELINE} && $T sync -f "$DIR"`,
   // Download only, 8 connections, 8 splits: the multi-connection tool a user reaches for.
+  // The disk's floor for a durable install: the archive's unpacked bytes written to one file and fdatasync'd.
+  'disk-floor': '$T dd if=/dev/zero of="$DIR/floor" bs=1M count="$MB" conv=fdatasync status=none',
   'aria2': '$T aria2c -q -x8 -s8 -k1M --file-allocation=none --allow-overwrite=true -d "$DIR" -o archive.tar.gz "$URL"',
 };
 const isShell = (v: Variant): v is ShellVariant => v in SHELL;
@@ -94,7 +96,7 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
     if (isShell(variant)) {
       await mkdir(dir);
       const T = existsSync(TIME) ? `${TIME} -f %M,%U,%S -a -o ${rssFile}` : '';
-      const r = await run('bash', ['-c', SHELL[variant]], { T, URL: url, DIR: dir, SUM: sumFile });
+      const r = await run('bash', ['-c', SHELL[variant]], { T, URL: url, DIR: dir, SUM: sumFile, MB: String(Math.ceil(fx.uncompressedBytes / 2 ** 20)) });
       if (r.code !== 0) throw new Error(`${variant} failed (${r.code}): ${r.stderr}`);
       if (variant === 'shell-verify') {
         const sum = (await readFile(sumFile, 'utf8')).split(' ')[0];
