@@ -4,7 +4,8 @@
  * (ChildResult) on stdout.
  *
  * Variants:
- * - `lander`: runInstallWorker from the main thread (the real path);
+ * - `lander`: runInstallWorker from the main thread (the real path), a
+ *   spare install worker ready first as in the daemon (unless `spare: false`);
  * - `main-thread`: the same one-pass pipeline run on the main thread;
  * - `three-pass`: download to a file, hash the file, extract the file, with
  *   the same runtime and libraries (`three-pass.ts`);
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]!) as Job;
   // Before the span, as in a running process: each variant's modules loaded; for lander, as the daemon
   // does at boot, the worker host started (a fresh process's first Worker holds its thread ~5 ms) and a
-  // spare install worker ready with its modules (BENCH_SPARE=0: none, every worker starts in the span).
+  // spare install worker ready with its modules (`spare: false`: none, as in a one-shot process).
   // The span is then what a running daemon (or app, for the three-pass loop) takes for one install;
   // the parent's spawn-to-exit wall time is the fresh process's, start-up and all.
   let install: () => Promise<number | undefined>;
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     case 'lander': {
       (await import('../src/base/worker-host.ts')).startWorkerHost();
       const client = await import('../src/install/worker-client.ts');
-      if (process.env.BENCH_SPARE !== '0') await client.prewarmInstallWorker();
+      if (job.spare !== false) await client.prewarmInstallWorker();
       install = async () => (await client.runInstallWorker(request(job))).bytes;
       break;
     }

@@ -19,6 +19,8 @@ export interface Job {
   scratch: string;
   /** lander's flush mode (default: BENCH_FLUSH, else lander's own default). */
   flush?: FlushMode;
+  /** lander: a spare install worker ready before the span, as the daemon keeps one (default true). */
+  spare?: boolean;
 }
 
 export function request(job: Job): InstallRequest {

@@ -18,7 +18,8 @@ import type { Job, NodeVariant } from './install-job.ts';
 import { serveDir } from './serve.ts';
 import { pairedRatio, ratioText, summary } from './stats.ts';
 
-export type Variant = NodeVariant | ShellVariant | 'lander-no-flush';
+/** `lander-cold`: lander in a one-shot process, no spare worker (every thread starts in its span). */
+export type Variant = NodeVariant | ShellVariant | 'lander-no-flush' | 'lander-cold';
 type ShellVariant = 'shell-verify' | 'shell-plain' | 'shell-pigz' | 'shell-pigz-sync' | 'aria2' | 'disk-floor';
 
 export interface RunResult {
@@ -108,7 +109,8 @@ export async function runOnce(variant: Variant, fx: Fixture, url: string, tag: s
       return { variant, wallMs: r.ms, rssKiB, cpuMs };
     }
     // lander-no-flush: lander's install with no fsync at all (flush 'none'), to price durability.
-    const job: Job = variant === 'lander-no-flush' ? { variant: 'lander', flush: 'none', url, sha256: fx.sha256, dir, scratch } : { variant, url, sha256: fx.sha256, dir, scratch };
+    const base = { url, sha256: fx.sha256, dir, scratch };
+    const job: Job = variant === 'lander-no-flush' ? { variant: 'lander', flush: 'none', ...base } : variant === 'lander-cold' ? { variant: 'lander', spare: false, ...base } : { variant, ...base };
     const stopControl = job.variant === 'lander' || job.variant === 'main-thread' ? await startControl() : undefined;
     const r = await run(process.execPath, [CHILD, JSON.stringify(job)]);
     const controlEld = await stopControl?.();
