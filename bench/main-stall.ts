@@ -25,7 +25,10 @@ const fixture = JSON.parse(readFileSync(path.join(HERE, '..', '..', 'bench', 'ou
 
 const hostModule = path.join(dist, 'src/base/worker-host.js');
 if (existsSync(hostModule)) ((await import(hostModule)) as { startWorkerHost(): void }).startWorkerHost();
-const { runInstallWorker } = (await import(path.join(dist, 'src/install/worker-client.js'))) as { runInstallWorker(r: InstallRequest): Promise<DoneEvent> };
+const client = (await import(path.join(dist, 'src/install/worker-client.js'))) as { runInstallWorker(r: InstallRequest): Promise<DoneEvent>; prewarmInstallWorker?(): Promise<void> };
+const { runInstallWorker } = client;
+// As the daemon does at boot (builds that have it): a spare install worker waits for the first install.
+if (process.env.BENCH_SPARE !== '0') await client.prewarmInstallWorker?.();
 await new Promise((r) => setTimeout(r, 500));
 
 const scratch = path.join(HERE, '..', '..', 'bench', 'out', 'work', 'main-stall');
