@@ -14,7 +14,8 @@ import type { InstallRequest, MainToWorker, WorkerEvent } from './protocol.ts';
 
 if (!parentPort) throw new Error('install.worker must run in a worker thread');
 const port = parentPort;
-onRequest<InstallRequest>(install, isSpare() ? prewarmHashWorker() : undefined);
+const spare = isSpare();
+onRequest<InstallRequest>(install, spare ? prewarmHashWorker() : undefined);
 
 function install(req: InstallRequest): void {
   const ac = new AbortController();
@@ -42,7 +43,7 @@ function install(req: InstallRequest): void {
 
   runInstallPipeline(req, { signal: ac.signal, post })
     .then(
-      (done) => post(done),
+      (done) => post({ ...done, spareWorker: spare }),
       (err: unknown) => post({ type: 'error', jobId: req.jobId, error: serializeError(err) }),
     )
     // Dropping the listener un-refs the port so the thread can end on its own once the last

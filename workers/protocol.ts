@@ -127,6 +127,8 @@ export interface DoneEvent {
   files: FileRecord[];
   /** Where gunzip ran: beside the SHA-256 in the hash worker (a large archive), or on the install worker's thread. */
   inflatedIn: 'hash-worker' | 'install-worker';
+  /** The install worker was a spare, started ahead of the install (the daemon keeps one: `src/base/worker-request.ts`). */
+  spareWorker?: boolean;
 }
 
 export interface ErrorEvent {

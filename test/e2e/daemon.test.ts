@@ -132,6 +132,10 @@ describe('lander run (daemon)', () => {
     await d.waitFor((r) => r.event === 'generation.landed' && r.generation === 1);
     const first = await whoami(t.port);
     expect(first.cwd).toMatch(/generations\/1$/);
+    // The daemon keeps a spare install worker from boot: the first install takes it (the other, if
+    // both ran at once, started its own).
+    const verified1 = d.logs().filter((r) => r.event === 'install.verified');
+    expect(verified1.filter((r) => r.spareWorker === true).length).toBeGreaterThanOrEqual(1);
 
     const mark = d.logs().length;
     await t.save({ core: '1.1.0' });
@@ -141,6 +145,8 @@ describe('lander run (daemon)', () => {
     expect(second.pid).not.toBe(first.pid);
     expect(second.cwd).toMatch(/generations\/2$/);
     expect(await readFile(path.join(second.cwd, '_internal/VERSION'), 'utf8')).toBe('1.1.0\n');
+    // A new spare was started when the first install's worker exited: the edit's install took it.
+    expect(d.logs().find((r) => r.event === 'install.verified' && r.version === '1.1.0')).toMatchObject({ spareWorker: true });
     // cuda-libs was not fetched again.
     expect(d.logs().filter((r) => r.event === 'install.verified' && r.component === 'cuda-libs')).toHaveLength(1);
 

@@ -74,6 +74,8 @@ describe('lander install', () => {
     const verified = r.logs.filter((l) => l.event === 'install.verified');
     expect(verified.map((l) => l.component).sort()).toEqual(['cuda-libs', 'server']);
     expect(verified.find((l) => l.component === 'server')).toMatchObject({ sha256: core1.sha256, bytes: core1.size });
+    // A one-shot command keeps no spare worker: each install starts its own.
+    expect(verified.map((l) => l.spareWorker)).toEqual([false, false]);
     expect(await readdir(path.join(root, 'staging'))).toEqual([]);
     expect(await readdir(path.join(root, 'downloads'))).toEqual([]);
 
