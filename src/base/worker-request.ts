@@ -23,7 +23,7 @@ export function spareData(): unknown {
 
 /** Whether this thread was started as a spare (its request comes later). */
 export function isSpare(data: unknown = workerData): boolean {
-  return typeof data === 'object' && data !== null && (data as Record<string, unknown>)[SPARE] === true;
+  return kindOf(data) === true;
 }
 
 /** The message that hands a spare its request. */
@@ -31,9 +31,14 @@ export function startMessage(request: unknown): SpareMessage {
   return { [SPARE]: 'start', request };
 }
 
+/** A spare protocol message's kind (`ready`, `start`), or undefined for any other message. */
+function kindOf(m: unknown): unknown {
+  return typeof m === 'object' && m !== null ? (m as Record<string, unknown>)[SPARE] : undefined;
+}
+
 /** Whether a message from a spare says it is ready. */
 export function isReady(m: unknown): boolean {
-  return typeof m === 'object' && m !== null && (m as Record<string, unknown>)[SPARE] === 'ready';
+  return kindOf(m) === 'ready';
 }
 
 /**
@@ -46,10 +51,9 @@ export function onRequest<T>(start: (request: T) => void, ready?: Promise<unknow
   if (!isSpare()) return start(workerData as T);
   const port = parentPort!;
   const first = (m: unknown) => {
-    const s = m as Partial<Record<typeof SPARE, unknown>> & { request?: unknown };
-    if (typeof m !== 'object' || m === null || s[SPARE] !== 'start') return;
+    if (kindOf(m) !== 'start') return;
     port.off('message', first);
-    start(s.request as T);
+    start((m as { request: T }).request);
   };
   port.on('message', first);
   const say = () => port.postMessage({ [SPARE]: 'ready' } satisfies SpareMessage);
