@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       times[k].wall.push(wall);
       times[k].cpu.push(cpu);
       const hashed = done.files.filter((f) => f.sha256).length;
-      console.log(JSON.stringify({ build: k, run: i, wallMs: Math.round(wall), cpuMs: Math.round(cpu), files: done.files.length, hashed }));
+      console.log(JSON.stringify({ build: k, run: i, wallMs: Math.round(wall), cpuMs: Math.round(cpu), files: done.files.length, hashed, ...('partBytes' in done ? { partBytes: done.partBytes } : {}) }));
       await rm(dir, { recursive: true, force: true });
     }
   }

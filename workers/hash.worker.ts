@@ -5,8 +5,10 @@
  * the same bytes also go through gunzip here and the tar stream is posted
  * back (`src/install/inflate-relay.ts`). Takes a HashRequest as workerData
  * (or as a spare, `src/base/worker-request.ts`, in its start message);
- * `upto` messages move the watermark; `finish` posts the digest (and ends
- * the gzip stream); `credit` returns tar-stream window.
+ * `upto` messages move the watermark; `ring` hands over a shared ring the
+ * bytes from then on come through instead of the file (`freed` answers how
+ * far it was copied out); `finish` posts the digest (and ends the gzip
+ * stream); `credit` returns tar-stream window.
  */
 import { parentPort } from 'node:worker_threads';
 import { serializeError } from '../src/base/errors.ts';
@@ -22,9 +24,10 @@ onRequest<HashRequest>(hash);
 function hash(req: HashRequest): void {
   const post = (e: HashEvent, transfer?: ArrayBuffer[]) => port.postMessage(e, transfer);
   const relay = req.inflate ? inflateRelay({ ...req.inflate, post }) : undefined;
-  const h = hashFilePrefix(req.file, relay);
+  const h = hashFilePrefix(req.file, relay, (bytes) => post({ type: 'freed', bytes }));
   const onMessage = (m: HashToWorker) => {
     if (m.type === 'upto') h.upto(m.bytes);
+    else if (m.type === 'ring') h.fromRing(m.buffer, m.from);
     else if (m.type === 'credit') relay?.credit(m.bytes);
     else if (m.type === 'finish') {
       h.finish(m.bytes).then(

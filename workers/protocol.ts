@@ -33,6 +33,12 @@ export interface DownloadSettings {
    * inflate rate more connections only cost CPU. @default 64 MiB/s (nginx's first burst on a 10 MB/s link measures ~30)
    */
   segmentBelowBytesPerSec?: number;
+  /**
+   * Write every byte to the `.part`, also on a link the probe and its recheck found faster than
+   * `segmentBelowBytesPerSec`, where bytes otherwise go to the hash worker through a shared ring
+   * from then on and the `.part` keeps the prefix before (`src/install/part-ring.ts`).
+   */
+  keepPart?: boolean;
 }
 
 export interface ExtractLimits {
@@ -127,6 +133,8 @@ export interface DoneEvent {
   files: FileRecord[];
   /** Where gunzip ran: beside the SHA-256 in the hash worker (a large archive), or on the install worker's thread. */
   inflatedIn: 'hash-worker' | 'install-worker';
+  /** Archive bytes the `.part` holds: all of them, unless a fast link bypassed it from there on (`keepPart`). */
+  partBytes: number;
   /** The install worker was a spare, started ahead of the install (the daemon keeps one: `src/base/worker-request.ts`). */
   spareWorker?: boolean;
 }
@@ -168,16 +176,24 @@ export interface HashRequest {
 /**
  * Bytes `[0, bytes)` of the file are written (`upto`); hash up to `bytes` and answer (`finish`; when
  * inflating, the gzip stream also ends there). `credit`: the install worker took `bytes` of tar stream.
+ * `ring`: bytes from `from` on are in this shared ring, not the file (`src/install/part-ring.ts`);
+ * `upto` then says how far the ring is written.
  */
-export type HashToWorker = { type: 'upto'; bytes: number } | { type: 'finish'; bytes: number } | { type: 'credit'; bytes: number };
+export type HashToWorker =
+  | { type: 'upto'; bytes: number }
+  | { type: 'finish'; bytes: number }
+  | { type: 'credit'; bytes: number }
+  | { type: 'ring'; buffer: SharedArrayBuffer; from: number };
 
 /**
  * `tar`: inflated bytes, in order (transferred), after `consumed` archive bytes went into gunzip.
  * `tar-end`: the gzip stream ended cleanly. `tar-error`: gunzip refused the bytes (message and zlib code).
  * `body-sha`: the SHA-256 of the body of the file entry whose header is at `offset` (tar-stream's offset).
+ * `freed`: the ring's bytes before `bytes` are copied out; their room may be written again.
  */
 export type HashEvent =
   | { type: 'digest'; hex: string }
+  | { type: 'freed'; bytes: number }
   | { type: 'tar'; chunk: Uint8Array; consumed: number }
   | { type: 'tar-end'; consumed: number }
   | { type: 'tar-error'; message: string; code?: string }

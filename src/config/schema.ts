@@ -214,6 +214,8 @@ const downloadSchema = z
     segmentThreshold: size('download.segmentThreshold').default(downloadDefaults.segmentThreshold),
     /** Segment size; by default about four per connection, 1-16 MiB. */
     segmentSize: size('download.segmentSize').optional(),
+    /** Write every archive byte to the resumable `.part`, also on a link faster than the install (which otherwise bypasses it). @default false */
+    keepPart: z.boolean().optional(),
   })
   .strict()
   .default(downloadDefaults);

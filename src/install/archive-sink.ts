@@ -44,6 +44,7 @@ export class ArchiveSink {
     // One reaction on the failure, not one per wait: a 2 GB download waits on drain thousands of times.
     extraction.finished.catch((err: Error) => {
       this.failure = err;
+      hasher.failRing(err);
       for (const w of this.waiters) w(err);
       this.waiters.clear();
     });
@@ -111,6 +112,34 @@ export class ArchiveSink {
     });
   }
 
+  private bypass = false;
+
+  /**
+   * A link faster than this pass (`download-attempt.ts`): from the next batch on, bytes go to the
+   * hash worker through a shared ring instead of the `.part` (`part-ring.ts`). Only when it inflates.
+   */
+  bypassPart(): void {
+    if (this.decide()) this.bypass = true;
+  }
+
+  /** Whether the batch at archive offset `pos` goes through the ring (switching there if asked to). */
+  ringAt(pos: number): boolean {
+    if (this.bypass && !this.hasher.inRing) this.hasher.toRing(pos);
+    return this.hasher.inRing;
+  }
+
+  /** Bytes the `.part` holds: every byte, unless a fast link bypassed it from some offset on. */
+  get partBytes(): number {
+    return this.hasher.ringFrom ?? this.bytes;
+  }
+
+  /** Copies a batch that ends at archive offset `end` into the ring, once counted (`push`), and tells the worker. */
+  async ringWrite(bufs: readonly Buffer[], end: number): Promise<void> {
+    if (this.bytes < end) return; // the size cap cut the batch: `push` reports it
+    await this.hasher.ringWrite(bufs);
+    this.hasher.onDisk(end);
+  }
+
   /** While the link is measured: the hash worker reads nothing new (`PartHasher.hold`). */
   holdHashing(on: boolean): void {
     this.hasher.hold(on);
@@ -166,11 +195,19 @@ export class Feed extends Writable {
     for (const b of bufs) len += b.length;
     const pos = this.position;
     this.position += len;
-    // The file write and the pipeline run side by side; the .part only ever holds bytes that were hashed.
-    // Replayed bytes are on disk already; received ones once written. Either way the hash worker reads them back.
-    const disk = this.part ? writeAllAt(this.part.fh, bufs, pos).then(() => this.sink.onDisk(pos + len)) : undefined;
-    if (!this.part) this.sink.onDisk(pos + len);
-    const pipe = this.sink.push(bufs);
+    let disk: Promise<void> | undefined;
+    let pipe: Promise<void>;
+    if (this.part && this.sink.ringAt(pos)) {
+      // A fast link: counted and capped first, then into the ring; the .part keeps its prefix.
+      pipe = this.sink.push(bufs);
+      disk = this.sink.ringWrite(bufs, pos + len);
+    } else {
+      // The file write and the pipeline run side by side; the .part only ever holds bytes that were hashed.
+      // Replayed bytes are on disk already; received ones once written. Either way the hash worker reads them back.
+      disk = this.part ? writeAllAt(this.part.fh, bufs, pos).then(() => this.sink.onDisk(pos + len)) : undefined;
+      if (!this.part) this.sink.onDisk(pos + len);
+      pipe = this.sink.push(bufs);
+    }
     Promise.all([disk, pipe]).then(() => cb(), (err: Error) => {
       this.fatal ??= err;
       // A failed .part write (ENOSPC) must also stop the extraction: a push waiting for gunzip

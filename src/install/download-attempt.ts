@@ -196,9 +196,12 @@ async function streamBody(job: AttemptHost, res: HttpResponse, probe: boolean): 
     }, RECHECK_MS / 2);
   };
   const recheck = (from: { seen: number; at: number }) => {
-    if (res.body.destroyed || feed.writableNeedDrain || res.body.isPaused()) return;
+    if (res.body.destroyed) return;
+    // Past the recheck the stream stays one stream: on a link this fast, bytes bypass the .part.
+    const fast = () => { if (!job.req.download.keepPart) job.sink.bypassPart(); };
+    if (feed.writableNeedDrain || res.body.isPaused()) return fast();
     const rate = rateSince(from);
-    if (rate >= below) return;
+    if (rate >= below) return fast();
     job.log('info', 'download.recheck', { url: job.url, probedRate: job.linkRate, linkRate: Math.round(rate), below }, 'the link is slower than its first bytes said: switching to segments');
     job.linkSpeed = 'slow';
     job.linkRate = Math.round(rate);

@@ -5,9 +5,13 @@
  * each chunk read is also handed on (to gunzip: `inflate-relay.ts`), read
  * into a buffer `next.buffer()` lends (gunzip holds on to it until it has
  * inflated it), and the next read waits for what `next.chunk` returns.
+ * After `fromRing(ring, from)`, bytes from `from` on are copied out of the
+ * shared ring the install worker writes (`part-ring.ts`) instead of read
+ * from the file, and `freed` says how far the ring has been copied out.
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { copyOut } from './part-ring.ts';
 
 export const CHUNK = 1 << 20;
 
@@ -15,6 +19,8 @@ export interface PrefixHash {
   upto(bytes: number): void;
   /** Hashes up to `bytes` and gives the hex digest. */
   finish(bytes: number): Promise<string>;
+  /** Bytes from `from` on are in `ring` (once written there, `upto`), not in the file. */
+  fromRing(ring: SharedArrayBuffer, from: number): void;
 }
 
 export interface ChunkSink {
@@ -23,20 +29,30 @@ export interface ChunkSink {
   chunk(chunk: Buffer): Promise<void> | undefined;
 }
 
-export function hashFilePrefix(file: string, next?: ChunkSink): PrefixHash {
+export function hashFilePrefix(file: string, next?: ChunkSink, freed?: (upto: number) => void): PrefixHash {
   const hash = createHash('sha256');
   const own = next ? undefined : Buffer.allocUnsafe(CHUNK);
   let fh: Promise<FileHandle> | undefined;
   let hashed = 0;
   let target = 0;
   let running: Promise<void> | undefined;
-  const pump = async () => {
+  let ring: { view: Uint8Array; from: number } | undefined;
+  const read = async (buf: Buffer, n: number): Promise<number> => {
+    if (ring && hashed >= ring.from) {
+      copyOut(ring.view, ring.from, hashed, buf.subarray(0, n));
+      freed?.(hashed + n);
+      return n;
+    }
+    if (ring) n = Math.min(n, ring.from - hashed); // the file's part ends where the ring's begins
     fh ??= open(file, 'r');
-    const f = await fh;
+    const { bytesRead } = await (await fh).read(buf, 0, n, hashed);
+    return bytesRead;
+  };
+  const pump = async () => {
     while (hashed < target) {
       const n = Math.min(CHUNK, target - hashed);
       const buf = own ?? next!.buffer();
-      const { bytesRead } = await f.read(buf, 0, n, hashed);
+      const bytesRead = await read(buf, n);
       if (bytesRead === 0) throw new Error(`Cannot hash ${file}: it ends at ${hashed} bytes, before the ${target} written to it`);
       const chunk = buf.subarray(0, bytesRead);
       hash.update(chunk);
@@ -64,6 +80,9 @@ export function hashFilePrefix(file: string, next?: ChunkSink): PrefixHash {
       if (failure) throw failure;
       if (fh) await (await fh).close();
       return hash.digest('hex');
+    },
+    fromRing(buffer, from) {
+      ring = { view: new Uint8Array(buffer), from };
     },
   };
 }

@@ -90,6 +90,7 @@ async function installDigest(spec: ComponentSpec, ctx: InstallContext, signal: A
         connections: config.download.connections,
         segmentThresholdBytes: config.download.segmentThreshold,
         ...(config.download.segmentSize !== undefined ? { segmentBytes: config.download.segmentSize } : {}),
+        ...(config.download.keepPart ? { keepPart: true } : {}),
       },
       limits: config.limits,
       disk: { expansionEstimate: config.disk.expansionEstimate, marginBytes: config.disk.margin },
@@ -146,7 +147,7 @@ async function installDigest(spec: ComponentSpec, ctx: InstallContext, signal: A
   if (chunked) await removeChunkPart(store, sha256);
   const durationMs = Math.round(performance.now() - t0);
   log.info(
-    { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir, ...('spareWorker' in done && done.spareWorker !== undefined ? { spareWorker: done.spareWorker } : {}) },
+    { event: 'install.verified', component: spec.name, version: spec.version, sha256, bytes: done.bytes, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, extractedBytes: done.extractedBytes, files: done.files.length, durationMs, entry: entry.dir, ...('partBytes' in done ? { partBytes: done.partBytes } : {}), ...('spareWorker' in done && done.spareWorker !== undefined ? { spareWorker: done.spareWorker } : {}) },
     'component verified and stored',
   );
   return { status: 'installed', entry, downloadedBytes: done.downloadedBytes, reusedBytes: done.reusedBytes, durationMs };

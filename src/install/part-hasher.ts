@@ -12,7 +12,9 @@
  * before the first byte): the worker reads each chunk once, hashes it,
  * inflates it, and posts the tar stream back, which this side reads as a
  * Readable and credits as it is taken (`inflate-relay.ts`), with each file
- * body's SHA-256 (`bodyDigest`).
+ * body's SHA-256 (`bodyDigest`). On a link faster than that pass, the bytes
+ * from some offset on come through a shared ring instead of the `.part`
+ * (`toRing`, `part-ring.ts`).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -21,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { LanderError, deserializeError } from '../base/errors.ts';
 import { moduleUrl } from '../base/runtime.ts';
 import { isReady, spareData, startMessage } from '../base/worker-request.ts';
+import { PartRing } from './part-ring.ts';
 import type { HashEvent, HashRequest, HashToWorker } from '../../workers/protocol.ts';
 
 const HANDOFF_BYTES = 16 << 20;
@@ -105,6 +108,7 @@ export class PartHasher {
         switch (e.type) {
           case 'tar': return this.onTar(this.adopt(e.chunk), e.consumed);
           case 'body-sha': return this.onBody(e.offset, e.sha256);
+          case 'freed': return this.ring?.release(e.bytes);
           case 'tar-end':
             this.tarConsumed = e.consumed;
             this.tarEnded = true;
@@ -117,7 +121,12 @@ export class PartHasher {
             return void this.tar?.destroy(err);
           }
           case 'digest': resolve(e.hex); break;
-          case 'error': reject(deserializeError(e.error)); break;
+          case 'error': {
+            const err = deserializeError(e.error);
+            this.ring?.fail(err); // it reads no more: a write waiting for room would wait forever
+            reject(err);
+            break;
+          }
         }
         if (!this.tar) void worker.terminate(); // inflating, it stays until the tar stream ends
       });
@@ -125,6 +134,7 @@ export class PartHasher {
       worker.once('exit', (code) => {
         const err = new LanderError('ERR_WORKER_EXIT', `Cannot hash the archive: the hash worker exited (${code})`);
         reject(err);
+        this.ring?.fail(err);
         // A worker gone before the tar stream's end (not terminated by us after it) leaves nothing to wait for.
         this.endBodies(err);
         if (this.tar && !this.tarEnded) this.tar.destroy(err);
@@ -239,6 +249,46 @@ export class PartHasher {
     this.post({ type: 'upto', bytes: this.written });
   }
 
+  private ring: PartRing | undefined;
+
+  /**
+   * From archive offset `from` (the bytes on disk so far) on, bytes are written into a shared ring
+   * (`ringWrite`) instead of the `.part`, and the worker copies them out of it. Only once the
+   * worker inflates (`offThread`) and has taken over the hash.
+   */
+  toRing(from: number): void {
+    if (this.ring) return;
+    if (!this.tar || this.inline || from !== this.written) throw new Error(`toRing(${from}) with ${this.written} bytes on disk, or before the worker took over`);
+    this.ring = new PartRing(from, (written) => {
+      // Waiting for room: the worker must know of every byte in the ring, not only whole MiBs.
+      if (written <= this.posted) return;
+      this.posted = written;
+      this.post({ type: 'upto', bytes: written });
+    });
+    this.post({ type: 'ring', buffer: this.ring.buffer, from });
+  }
+
+  /** The archive offset the ring took over from (the `.part`'s length), if it did. */
+  get ringFrom(): number | undefined {
+    return this.ring?.from;
+  }
+
+  /** Whether bytes go through the ring (`toRing`). */
+  get inRing(): boolean {
+    return this.ring !== undefined;
+  }
+
+  /** The pass failed (the extraction's error): a write waiting for room fails with it. */
+  failRing(err: Error): void {
+    this.ring?.fail(err);
+  }
+
+  /** Copies bytes into the ring at its end (the next archive offset); then `onDisk` them. */
+  ringWrite(bufs: readonly Buffer[]): Promise<void> {
+    if (!this.ring) throw new Error('ringWrite() before toRing()');
+    return this.ring.write(bufs);
+  }
+
   /** The digest of the first `bytes` bytes fed (and of the `.part`). */
   async digest(bytes: number): Promise<string> {
     if (this.inline) return this.inline.digest('hex');
@@ -248,6 +298,7 @@ export class PartHasher {
 
   /** Stops the worker (a restart or a failure). */
   close(): void {
+    this.ring?.fail(new Error('the hash worker was stopped'));
     void this.worker?.terminate();
     this.endBodies(new Error('the hash worker was stopped'));
     this.tar?.destroy();

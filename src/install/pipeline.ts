@@ -87,7 +87,7 @@ class InstallJob implements AttemptHost {
       return {
         type: 'done', jobId: req.jobId, sha256: actual, bytes: this.sink.bytes, downloadedBytes: this.downloaded,
         reusedBytes: this.reused, extractedBytes: this.sink.extraction.extractedBytes(), files: this.sink.extraction.files,
-        inflatedIn: this.sink.offThread ? 'hash-worker' : 'install-worker',
+        inflatedIn: this.sink.offThread ? 'hash-worker' : 'install-worker', partBytes: this.sink.partBytes,
       };
     } catch (e) {
       let err = e;

@@ -79,6 +79,15 @@ describe('config', () => {
     expect(issuesOf(v)[0]!.path).toBe('download.idleTimeout');
   });
 
+  it('takes download.keepPart as a boolean, off unless set, and names it when it is not one', () => {
+    const v = base();
+    expect(validateConfig(v).download.keepPart).toBeUndefined();
+    v.download = { keepPart: true };
+    expect(validateConfig(v).download.keepPart).toBe(true);
+    v.download = { keepPart: 'yes' };
+    expect(issuesOf(v).map((i) => i.path)).toEqual(['download.keepPart']);
+  });
+
   it('refuses a server command outside the generation folder', () => {
     const v = base();
     v.server.command = '../../bin/sh';
